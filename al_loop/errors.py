@@ -1,0 +1,32 @@
+"""Error types of al-loop.
+
+Every error a user can cause is an :class:`AlLoopError` whose message is one
+line naming the cause and the fix. The CLI prints the message alone (no
+traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class AlLoopError(Exception):
+    """A user-facing error: one line, cause and fix."""
+
+
+class ConfigError(AlLoopError):
+    """Bad configuration: unknown name, impossible parameter."""
+
+
+class DataError(AlLoopError):
+    """Bad input data: NaN/Inf, duplicate ids, mismatched lengths, empty pool."""
+
+
+class StoreError(AlLoopError):
+    """The SQLite store cannot be used: not SQLite, foreign, wrong schema."""
+
+
+class OracleError(AlLoopError):
+    """The oracle cannot be reached or answered something unusable."""
+
+
+class RunLockedError(StoreError):
+    """Another process is writing the same run."""

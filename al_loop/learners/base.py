@@ -1,0 +1,60 @@
+"""The Learner interface.
+
+A learner is fitted afresh each round on the labeled ids and answers in the
+column frame of ``pool.classes``: column ``j`` is the class named
+``pool.classes[j]`` whatever subset of classes the labels cover, and a class
+not seen yet gets probability 0.
+
+Id frame: every ``ids`` argument holds global pool ids.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from al_loop.pool import Pool
+
+
+class Learner(ABC):
+    """Base class of the learner adapters."""
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Subset of ``{"proba", "embed", "grad"}`` this learner provides."""
+        return frozenset({"proba", "embed"})
+
+    @abstractmethod
+    def fit(self, pool: Pool, ids: np.ndarray, labels: np.ndarray, seed: int) -> None:
+        """Fit a fresh model.
+
+        Parameters
+        ----------
+        pool : Pool
+        ids : ndarray of int64, shape (n,)
+            Global ids of the labeled items.
+        labels : ndarray of int64, shape (n,)
+            Class index into ``pool.classes`` of each id.
+        seed : int
+            Seed for every random choice of the fit (no global RNG is used).
+        """
+
+    @abstractmethod
+    def predict_proba(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
+        """Probabilities, shape (len(ids), len(pool.classes)); rows sum to 1."""
+
+    def embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
+        """Embeddings, shape (len(ids), d)."""
+        raise NotImplementedError(f"{type(self).__name__} has no embeddings")
+
+    def grad_embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
+        """Last-layer gradient embeddings with the predicted label, shape (len(ids), D)."""
+        raise NotImplementedError(f"{type(self).__name__} has no gradient embeddings")
+
+
+def expand_columns(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
+    """Place columns of ``proba`` (classes ``seen``) into a (n, n_classes) matrix of zeros."""
+    out = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
+    out[:, np.asarray(seen, dtype=np.int64)] = proba
+    return out

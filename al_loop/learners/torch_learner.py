@@ -1,0 +1,187 @@
+"""Adapter for a torch ``nn.Module`` made of a feature extractor and a linear head.
+
+The module factory builds a fresh network each round; training uses a typed
+:class:`TorchConfig`. All randomness (initialisation, shuffling) comes from
+the ``seed`` passed to :meth:`TorchLearner.fit` through a forked RNG, so the
+global torch RNG is left untouched and CPU training is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from al_loop.errors import ConfigError
+from al_loop.learners.base import Learner
+from al_loop.pool import Pool
+
+
+@dataclass(frozen=True)
+class TorchConfig:
+    """Training settings of :class:`TorchLearner`.
+
+    ``device="auto"`` picks CUDA when available, else CPU.
+    """
+
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 1e-4
+    device: str = "auto"
+    eval_batch_size: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("TorchConfig needs epochs >= 1, batch_size >= 1 and lr > 0")
+
+
+class FeatureHead(nn.Module):
+    """``features`` (any module giving (n, d)) followed by ``head`` (``nn.Linear(d, C)``)."""
+
+    def __init__(self, features: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def mlp(in_shape: tuple[int, ...], n_classes: int, hidden: int = 128) -> FeatureHead:
+    """Two-layer MLP for tabular data (inputs are flattened)."""
+    d = int(np.prod(in_shape))
+    features = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+    return FeatureHead(features, nn.Linear(hidden, n_classes))
+
+
+def small_cnn(in_shape: tuple[int, ...], n_classes: int, width: int = 32) -> FeatureHead:
+    """Small CNN for grey images (28x28 Fashion-MNIST; any H x W works)."""
+    features = nn.Sequential(
+        nn.Unflatten(1, (1, *in_shape[-2:])) if len(in_shape) == 1 else nn.Identity(),
+        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(), nn.Linear(8 * width, 128), nn.ReLU(),
+    )
+    return FeatureHead(features, nn.Linear(128, n_classes))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class TorchLearner(Learner):
+    """Train a :class:`FeatureHead` network from scratch each round.
+
+    Parameters
+    ----------
+    factory : callable
+        ``factory(in_shape, n_classes) -> FeatureHead``.
+    config : TorchConfig
+    image : bool
+        If True inputs are fed as (n, 1, H, W), else flattened to (n, d).
+    """
+
+    def __init__(self, factory: Callable[[tuple[int, ...], int], FeatureHead],
+                 config: TorchConfig | None = None, image: bool = False) -> None:
+        self.factory = factory
+        self.config = config or TorchConfig()
+        self.image = image
+        self.model_: FeatureHead | None = None
+        self.seen_: np.ndarray | None = None
+        self.mean_: float = 0.0
+        self.std_: float = 1.0
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"proba", "embed", "grad"})
+
+    def _tensor(self, pool: Pool, ids: np.ndarray, device: torch.device) -> torch.Tensor:
+        X = np.asarray(pool.features(ids), dtype=np.float32)
+        X = (X - self.mean_) / self.std_
+        t = torch.from_numpy(np.ascontiguousarray(X))
+        if self.image:
+            t = t.reshape(len(X), 1, *X.shape[-2:]) if X.ndim >= 3 else t.reshape(len(X), 1, *_square(X.shape[1]))
+        else:
+            t = t.reshape(len(X), -1)
+        return t.to(device)
+
+    def fit(self, pool: Pool, ids: np.ndarray, labels: np.ndarray, seed: int) -> None:
+        cfg = self.config
+        device = pick_device(cfg.device)
+        labels = np.asarray(labels, dtype=np.int64)
+        self.seen_ = np.unique(labels)
+        Xs = np.asarray(pool.features(ids), dtype=np.float32)
+        self.mean_, self.std_ = float(Xs.mean()), float(Xs.std() + 1e-6)
+        in_shape = tuple(pool.X.shape[1:])
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            model = self.factory(in_shape, pool.n_classes).to(device)
+            gen = torch.Generator().manual_seed(seed)
+            X = self._tensor(pool, ids, device)
+            y = torch.from_numpy(labels).to(device)
+            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            mask = self._mask(pool.n_classes, device)
+            model.train()
+            for _ in range(cfg.epochs):
+                perm = torch.randperm(len(ids), generator=gen).to(device)
+                for start in range(0, len(ids), cfg.batch_size):
+                    idx = perm[start:start + cfg.batch_size]
+                    logits = model(X[idx]) + mask
+                    loss = nn.functional.cross_entropy(logits, y[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+        model.eval()
+        self.model_ = model
+
+    def _mask(self, n_classes: int, device: torch.device) -> torch.Tensor:
+        """Additive logit mask: -inf for classes without labels (probability 0)."""
+        mask = torch.full((n_classes,), float("-inf"), device=device)
+        assert self.seen_ is not None
+        mask[torch.from_numpy(self.seen_).to(device)] = 0.0
+        return mask
+
+    def _forward(self, pool: Pool, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.model_ is None:
+            raise RuntimeError("the learner is not fitted yet; call fit first")
+        device = next(self.model_.parameters()).device
+        feats, probs = [], []
+        with torch.no_grad():
+            for start in range(0, len(ids), self.config.eval_batch_size):
+                x = self._tensor(pool, ids[start:start + self.config.eval_batch_size], device)
+                h = self.model_.features(x)
+                p = torch.softmax(self.model_.head(h) + self._mask(pool.n_classes, device), dim=1)
+                feats.append(h.double().cpu())
+                probs.append(p.double().cpu())
+        return torch.cat(feats), torch.cat(probs)
+
+    def predict_proba(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
+        return self._forward(pool, np.asarray(ids))[1].numpy()
+
+    def embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
+        return self._forward(pool, np.asarray(ids))[0].numpy()
+
+    def grad_embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
+        """BADGE gradient embedding: ``d CE(head(h), yhat) / d W_head = (p - e_yhat) h^T``.
+
+        Shape (len(ids), n_classes * d), class-major; the bias gradient is not
+        included (Ash et al. 2020 use the last layer's weights).
+        """
+        h, p = self._forward(pool, np.asarray(ids))
+        resid = p.clone()
+        yhat = p.argmax(dim=1)
+        resid[torch.arange(len(p)), yhat] -= 1.0
+        return (resid[:, :, None] * h[:, None, :]).reshape(len(p), -1).numpy()
+
+
+def _square(d: int) -> tuple[int, int]:
+    side = int(round(np.sqrt(d)))
+    if side * side != d:
+        raise ConfigError(f"cannot view {d} features as a square image; use the mlp learner")
+    return side, side

@@ -1,0 +1,141 @@
+"""The pool: items, their global ids, hidden labels (simulation) and a test split.
+
+Id frame: ``Pool.ids`` are the global pool ids. Every public method takes and
+returns global ids; row positions are computed inside and never returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from al_loop.errors import DataError
+
+
+def check_finite(name: str, array: np.ndarray, fix: str) -> None:
+    """Raise a one-line :class:`DataError` if ``array`` holds NaN or Inf."""
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).reshape(len(array), -1).any(axis=1).sum()) if array.ndim else 1
+        raise DataError(f"{name} contain NaN or Inf in {bad} row(s); {fix}")
+
+
+def check_unique_ids(ids: np.ndarray, what: str = "pool ids") -> None:
+    """Raise a one-line :class:`DataError` if ``ids`` has duplicates."""
+    uniq, counts = np.unique(ids, return_counts=True)
+    if len(uniq) != len(ids):
+        dup = uniq[counts > 1][:5].tolist()
+        raise DataError(f"duplicate {what} {dup}; give every item its own id")
+
+
+@dataclass
+class Pool:
+    """Items available for labelling plus a held-out test split.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, ...)
+        Pool inputs (a feature matrix, or images of shape (n, H, W)).
+    ids : ndarray of int64, shape (n,)
+        Global pool ids, unique; row ``i`` of ``X`` has id ``ids[i]``.
+    classes : tuple of str
+        Class names; label ``j`` means ``classes[j]``.
+    y : ndarray of int64, shape (n,), optional
+        Hidden labels (simulation only).
+    X_test, y_test : ndarray
+        Held-out test split (never selectable).
+    kind : str
+        ``"tabular"``, ``"image"`` or ``"text"``: what an annotator sees.
+    texts : list of str, optional
+        Raw texts when ``kind == "text"`` (row-aligned with ``X``).
+    name : str
+        Dataset name, recorded with the run.
+    """
+
+    X: np.ndarray
+    ids: np.ndarray
+    classes: tuple[str, ...]
+    y: np.ndarray | None = None
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    kind: str = "tabular"
+    texts: list[str] | None = None
+    name: str = "custom"
+    _order: np.ndarray = field(init=False, repr=False)
+    _sorted: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, dtype=np.int64)
+        if len(self.X) == 0:
+            raise DataError("the pool is empty; give at least one item with features")
+        if len(self.ids) != len(self.X):
+            raise DataError(
+                f"{len(self.ids)} ids for {len(self.X)} rows of features; give one id per row"
+            )
+        check_unique_ids(self.ids)
+        check_finite("features", np.asarray(self.X), "drop or impute those rows before building the pool")
+        if self.X_test is not None:
+            check_finite("test features", np.asarray(self.X_test), "drop or impute those rows")
+        if self.y is not None and len(self.y) != len(self.X):
+            raise DataError(
+                f"{len(self.y)} labels for {len(self.X)} rows of features; give one label per row"
+            )
+        if len(set(self.classes)) != len(self.classes):
+            raise DataError(f"class names repeat in {list(self.classes)}; give each class once")
+        self._order = np.argsort(self.ids, kind="stable")
+        self._sorted = self.ids[self._order]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions of global ``ids`` (raises on an unknown id)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.searchsorted(self._sorted, ids)
+        pos = np.clip(pos, 0, len(self._sorted) - 1)
+        if ids.size and not np.array_equal(self._sorted[pos], ids):
+            missing = ids[self._sorted[pos] != ids][:5].tolist()
+            raise DataError(f"unknown pool ids {missing}; ids must come from this pool")
+        return self._order[pos]
+
+    def features(self, ids: np.ndarray) -> np.ndarray:
+        """Inputs of ``ids``, shape (len(ids), ...)."""
+        return self.X[self.rows(ids)]
+
+    def hidden_labels(self, ids: np.ndarray) -> np.ndarray:
+        """Hidden class indices of ``ids`` (simulation only)."""
+        if self.y is None:
+            raise DataError("this pool has no hidden labels; use a real oracle (Label Studio)")
+        return np.asarray(self.y)[self.rows(ids)]
+
+    def payload(self, pool_id: int) -> dict[str, Any]:
+        """What an annotator sees for one item: text, an image data URI, or features."""
+        row = int(self.rows(np.array([pool_id]))[0])
+        if self.kind == "text" and self.texts is not None:
+            return {"text": self.texts[row]}
+        if self.kind == "image":
+            return {"image": image_data_uri(np.asarray(self.X[row]))}
+        return {"features": np.asarray(self.X[row]).ravel().tolist()}
+
+
+def image_data_uri(image: np.ndarray) -> str:
+    """Encode a 2-D grey image (any range) as a PNG ``data:`` URI."""
+    from PIL import Image
+
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 1:
+        side = int(round(np.sqrt(img.size)))
+        img = img.reshape(side, side)
+    img = img.reshape(img.shape[-2], img.shape[-1])
+    lo, hi = float(img.min()), float(img.max())
+    scaled = np.zeros_like(img) if hi <= lo else (img - lo) / (hi - lo)
+    buf = io.BytesIO()
+    Image.fromarray((scaled * 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

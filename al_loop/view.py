@@ -1,0 +1,79 @@
+"""Per-round model view: probabilities and embeddings over the pool, once.
+
+Every strategy of a round reads from one :class:`ModelView`; each quantity is
+computed lazily for the whole pool in batches, checked for NaN/Inf, cached,
+and indexed by global id.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from al_loop.errors import DataError
+
+if TYPE_CHECKING:
+    from al_loop.learners.base import Learner
+    from al_loop.pool import Pool
+
+
+class ModelView:
+    """Cached model outputs for one round.
+
+    Parameters
+    ----------
+    pool : Pool
+    learner : Learner or None
+        A fitted learner (None before the first labels: only ``features``).
+    batch_size : int
+        Rows per forward pass.
+    """
+
+    def __init__(self, pool: Pool, learner: Learner | None, batch_size: int = 8192) -> None:
+        self.pool = pool
+        self.learner = learner
+        self.batch_size = batch_size
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _all(self, what: str) -> np.ndarray:
+        if what in self._cache:
+            return self._cache[what]
+        if what == "features":
+            out = np.asarray(self.pool.X).reshape(len(self.pool), -1)
+        else:
+            if self.learner is None:
+                raise DataError(f"no model is trained yet, so there are no {what}; label a seed set first")
+            fn = {"proba": self.learner.predict_proba, "embed": self.learner.embed,
+                  "grad": self.learner.grad_embed}[what]
+            parts = []
+            ids = self.pool.ids
+            for start in range(0, len(ids), self.batch_size):
+                parts.append(np.asarray(fn(self.pool, ids[start:start + self.batch_size])))
+            out = np.concatenate(parts, axis=0)
+            if out.dtype.kind == "f" and not np.isfinite(out).all():
+                raise DataError(
+                    f"the learner produced NaN or Inf {what}; check the features for extreme values "
+                    "or lower the learning rate"
+                )
+        self._cache[what] = out
+        return out
+
+    def _take(self, what: str, ids: np.ndarray) -> np.ndarray:
+        return self._all(what)[self.pool.rows(ids)]
+
+    def proba(self, ids: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (len(ids), n_classes), columns = ``pool.classes``."""
+        return self._take("proba", ids)
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """Penultimate-layer embeddings (or input features), shape (len(ids), d)."""
+        return self._take("embed", ids)
+
+    def grad_embed(self, ids: np.ndarray) -> np.ndarray:
+        """Last-layer gradient embeddings with the predicted label, shape (len(ids), D)."""
+        return self._take("grad", ids)
+
+    def features(self, ids: np.ndarray) -> np.ndarray:
+        """Raw inputs flattened, shape (len(ids), d)."""
+        return self._take("features", ids)
