@@ -59,9 +59,8 @@ def mlp(in_shape: tuple[int, ...], n_classes: int, hidden: int = 128) -> Feature
 
 
 def small_cnn(in_shape: tuple[int, ...], n_classes: int, width: int = 32) -> FeatureHead:
-    """Small CNN for grey images (28x28 Fashion-MNIST; any H x W works)."""
+    """Small CNN for grey images, input (n, 1, H, W) (28x28 Fashion-MNIST; any H x W works)."""
     features = nn.Sequential(
-        nn.Unflatten(1, (1, *in_shape[-2:])) if len(in_shape) == 1 else nn.Identity(),
         nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
         nn.Flatten(), nn.Linear(8 * width, 128), nn.ReLU(),

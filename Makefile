@@ -1,0 +1,44 @@
+# al-loop: `make demo` and `make test` each create .venv when it is missing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch and torchvision are installed first, pinned, so that `pip install -e .[dev]`
+# finds them satisfied and never resolves another torch build.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test venv clean fashion-mnist labelstudio
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=python3"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -c "import torch, torchvision; assert torch.__version__.split('+')[0] == '2.14.1', torch.__version__; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+demo: venv
+	rm -f demo-out/demo.sqlite demo-out/demo.sqlite-wal demo-out/demo.sqlite-shm
+	mkdir -p demo-out
+	$(VENV)/bin/al-loop simulate --dataset digits --strategy random --strategy entropy --strategy margin \
+		--seeds 3 --rounds 10 --batch 10 --init 20 --learner logreg --db demo-out/demo.sqlite
+	$(VENV)/bin/al-loop curves --db demo-out/demo.sqlite --out demo-out/curves.png
+
+# Exit status 5 (no tests collected) is a failure like any other non-zero status.
+test: venv
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
+
+# Debian's Fashion-MNIST files in /usr/share/datasets/fashion-mnist (benchmarks, fashion tests).
+fashion-mnist:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+		{ apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }
+
+# Label Studio server in its own venv (integration tests of the campaign oracle).
+labelstudio:
+	bash scripts/labelstudio.sh install .ls-server
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,0 +1,93 @@
+"""Typed run configuration, stored as JSON with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from al_loop.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to rebuild a run from the store (and nothing else).
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset name in the DATASETS registry (``"file"`` for user files).
+    strategy : str
+        Strategy name in the STRATEGIES registry.
+    seed : int
+        Run seed: round ``r`` uses ``numpy.random.default_rng([seed, r])``.
+    rounds : int
+        Number of query rounds after the initial random batch.
+    batch : int
+        Items selected per round.
+    init : int
+        Size of the initial random batch (round 0).
+    learner : str
+        Learner name in the LEARNERS registry.
+    strategy_params, oracle_params, dataset_params : dict
+        Keyword parameters of the strategy, oracle and dataset loader.
+    oracle : str
+        Oracle name (``"simulated"`` or ``"label_studio"``).
+    test_fraction : float
+        Share of the dataset held out (stratified, split seed ``split_seed``).
+    split_seed : int
+        Seed of the test split (fixed per dataset by default, so every run
+        of a comparison sees the same split).
+    min_fraction : float
+        Share of a round's items that must be answered before it counts as labeled.
+    query_ids, private_ids : tuple of int
+        Query set Q and private set P (global ids) for targeted strategies.
+    """
+
+    dataset: str
+    strategy: str
+    seed: int = 0
+    rounds: int = 10
+    batch: int = 10
+    init: int = 20
+    learner: str = "logreg"
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    oracle: str = "simulated"
+    oracle_params: dict[str, Any] = field(default_factory=dict)
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    test_fraction: float = 0.25
+    split_seed: int = 0
+    min_fraction: float = 1.0
+    query_ids: tuple[int, ...] = ()
+    private_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0:
+            raise ConfigError(f"rounds must be >= 0, got {self.rounds}; pass --rounds 1 or more")
+        if self.batch < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch}; pass --batch 1 or more")
+        if self.init < 1:
+            raise ConfigError(f"init must be positive, got {self.init}; pass --init 1 or more")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 0.0 < self.min_fraction <= 1.0:
+            raise ConfigError(f"min_fraction must be in (0, 1], got {self.min_fraction}; pass e.g. --min-fraction 0.9")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        for key in ("query_ids", "private_ids"):
+            data[key] = tuple(data.get(key, ()))
+        return cls(**data)
+
+    def group_key(self) -> str:
+        """Everything but the seed: runs with equal keys may be averaged together."""
+        data = dataclasses.asdict(self)
+        data.pop("seed")
+        return json.dumps(data, sort_keys=True)

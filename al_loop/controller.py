@@ -1,0 +1,250 @@
+"""The loop controller: one persisted state machine step at a time.
+
+``TRAINING -> SELECTED -> DISPATCHED -> AWAITING -> LABELED -> (next round)``
+
+The controller keeps no state between steps that the store does not have:
+every :meth:`Controller.step` reads the current round from the store, does
+one transition and commits it. A process killed anywhere resumes from the
+store; what was committed is never redone and what was not is redone with the
+same seeds, so it gives the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from al_loop.faults import crash_point
+from al_loop.learners.base import Learner
+from al_loop.oracle import Oracle
+from al_loop.pool import Pool
+from al_loop.schema import MetricRow
+from al_loop.store import Store
+from al_loop.strategy import Strategy
+from al_loop.types import OutboxItem, QueryContext, RoundState, RunStatus
+from al_loop.view import ModelView
+
+
+def derived_seed(seed: int, round_: int) -> int:
+    """A 32-bit seed for round ``round_`` of a run (learner fits)."""
+    return int(np.random.SeedSequence([seed, round_]).generate_state(1)[0])
+
+
+class Controller:
+    """Drive one run of a store.
+
+    Parameters
+    ----------
+    store : Store
+    run_id : int
+    pool : Pool
+    learner : Learner
+    strategy : Strategy
+    oracle : Oracle
+    log : callable, optional
+        Receives one-line progress messages.
+    round_timeout : float, optional
+        Seconds after dispatch after which an incomplete round counts as labeled.
+    """
+
+    def __init__(self, store: Store, run_id: int, pool: Pool, learner: Learner, strategy: Strategy,
+                 oracle: Oracle, log: Callable[[str], None] | None = None,
+                 round_timeout: float | None = None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.pool = pool
+        self.learner = learner
+        self.strategy = strategy
+        self.oracle = oracle
+        self.config = store.config(run_id)
+        self.log = log or (lambda _msg: None)
+        self.round_timeout = round_timeout
+        self._reconciled = False
+        self._class_index = {c: i for i, c in enumerate(pool.classes)}
+        self._test_pool = (Pool(X=pool.X_test, ids=np.arange(len(pool.X_test)), classes=pool.classes,
+                                y=pool.y_test) if pool.X_test is not None and len(pool.X_test) else None)
+
+    # -- the loop ---------------------------------------------------------------------
+    def step(self) -> str:
+        """Do one transition. Returns ``"advanced"``, ``"waiting"`` or ``"done"``."""
+        if self.store.run(self.run_id).status != RunStatus.RUNNING.value:
+            return "done"
+        rnd = self.store.current_round(self.run_id)
+        state = RoundState(rnd.state)
+        if state is RoundState.TRAINING:
+            self._train_and_select(rnd.idx)
+        elif state is RoundState.SELECTED:
+            self._dispatch(rnd.idx)
+        elif state is RoundState.DISPATCHED:
+            self.store.set_state(self.run_id, rnd.idx, RoundState.DISPATCHED, RoundState.AWAITING)
+            crash_point("after_awaiting")
+        elif state is RoundState.AWAITING:
+            return self._await(rnd.idx, rnd.updated_at)
+        elif state is RoundState.LABELED:
+            self.store.next_round(self.run_id, rnd.idx)
+            crash_point("after_next_round")
+        return "advanced"
+
+    def run(self, wait: Callable[[], None] | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+        """Step until the run is done (``wait`` is called while answers are outstanding)."""
+        while True:
+            if should_stop is not None and should_stop():
+                return
+            result = self.step()
+            if result == "done":
+                return
+            if result == "waiting":
+                if wait is None:
+                    raise RuntimeError("the oracle has not answered and no wait function was given")
+                wait()
+
+    # -- TRAINING -> SELECTED -----------------------------------------------------------
+    def _labeled(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = [r for r in self.store.labels(self.run_id) if r.status == "labeled"]
+        ids = np.asarray([r.pool_id for r in rows], dtype=np.int64)
+        labels = np.asarray([self._class_index[r.label] for r in rows if r.label is not None], dtype=np.int64)
+        return ids, labels
+
+    def _train_and_select(self, idx: int) -> None:
+        cfg = self.config
+        if getattr(self.oracle, "asynchronous", False) and idx > 0:
+            self._pull_all(idx)
+        unlabeled = np.setdiff1d(self.pool.ids, self.store.selected_ids(self.run_id))
+        rng = np.random.default_rng([cfg.seed, idx])
+        if idx == 0:
+            budget = min(cfg.init, len(unlabeled))
+            if budget == 0:
+                self.store.finish_run(self.run_id, RunStatus.EXHAUSTED)
+                return
+            ids = np.sort(rng.choice(unlabeled, size=budget, replace=False))
+            crash_point("before_select_commit")
+            self.store.commit_selection(self.run_id, 0, ids, np.zeros(budget), [None] * budget, None)
+            crash_point("after_select_commit")
+            return
+        labeled_ids, labels = self._labeled()
+        metric, view = self._train(idx, labeled_ids, labels)
+        crash_point("after_train")
+        if idx > cfg.rounds or len(unlabeled) == 0:
+            status = RunStatus.FINISHED if idx > cfg.rounds else RunStatus.EXHAUSTED
+            if status is RunStatus.EXHAUSTED:
+                self.log(f"run {self.run_id}: the unlabeled pool is exhausted after round {idx - 1}; the run ends")
+            assert metric is not None
+            self.store.record_final_metric(self.run_id, metric, status)
+            return
+        budget = cfg.batch
+        if budget > len(unlabeled):
+            self.log(f"run {self.run_id}: batch {budget} is larger than the {len(unlabeled)} unlabeled items "
+                     f"left; selecting {len(unlabeled)}")
+            budget = len(unlabeled)
+        ctx = QueryContext(round=idx, seed=cfg.seed, labeled_ids=labeled_ids, labels=labels,
+                           unlabeled_ids=unlabeled, classes=self.pool.classes, rng=rng,
+                           query_ids=np.asarray(cfg.query_ids, dtype=np.int64) if cfg.query_ids else None,
+                           private_ids=np.asarray(cfg.private_ids, dtype=np.int64) if cfg.private_ids else None)
+        t0 = time.perf_counter()
+        strategy = self.strategy
+        if view is None:  # nothing labeled yet (all skipped): fall back to random
+            from al_loop.registry import STRATEGIES
+
+            strategy = STRATEGIES.get("random")()
+            view = ModelView(self.pool, None)
+        sel = strategy.select(view, ctx, budget)
+        metric_row = metric
+        if metric_row is not None:
+            metric_row.select_seconds = time.perf_counter() - t0
+        predictions = self._predictions(view, sel.ids)
+        crash_point("before_select_commit")
+        self.store.commit_selection(self.run_id, idx, sel.ids, sel.scores, predictions, metric_row)
+        crash_point("after_select_commit")
+
+    def _train(self, idx: int, ids: np.ndarray, labels: np.ndarray) -> tuple[MetricRow | None, ModelView | None]:
+        if len(ids) == 0:
+            return None, None
+        t0 = time.perf_counter()
+        crash_point("during_train")
+        self.learner.fit(self.pool, ids, labels, seed=derived_seed(self.config.seed, idx))
+        train_s = time.perf_counter() - t0
+        acc, f1 = float("nan"), float("nan")
+        if self._test_pool is not None and self._test_pool.y is not None:
+            proba = self.learner.predict_proba(self._test_pool, self._test_pool.ids)
+            pred = proba.argmax(axis=1)
+            y = np.asarray(self._test_pool.y)
+            acc = float((pred == y).mean())
+            f1 = float(f1_score(y, pred, average="macro", labels=np.arange(self.pool.n_classes), zero_division=0))
+        metric = MetricRow(run_id=self.run_id, round=idx, n_labels=len(ids), accuracy=acc, macro_f1=f1,
+                           train_seconds=train_s, select_seconds=0.0)
+        return metric, ModelView(self.pool, self.learner)
+
+    def _predictions(self, view: ModelView, ids: np.ndarray) -> list[dict[str, object] | None]:
+        if view.learner is None or "proba" not in view.learner.capabilities:
+            return [None] * len(ids)
+        proba = view.proba(ids)
+        best = proba.argmax(axis=1)
+        return [{"label": self.pool.classes[int(b)], "score": round(float(p[b]), 6)} for b, p in zip(best, proba)]
+
+    # -- SELECTED -> DISPATCHED -----------------------------------------------------------
+    def _items(self, rows: list) -> list[OutboxItem]:
+        wants = getattr(self.oracle, "wants_payload", True)
+        return [OutboxItem(run_id=r.run_id, round=r.round, pool_id=r.pool_id,
+                           payload=self.pool.payload(r.pool_id) if wants else None,
+                           prediction=json.loads(r.prediction_json) if r.prediction_json else None) for r in rows]
+
+    def _dispatch(self, idx: int) -> None:
+        unsent = [r for r in self.store.outbox(self.run_id, idx) if r.sent_at is None]
+        # look before re-sending: an earlier attempt may have reached the oracle
+        existing = self.oracle.lookup([r.key for r in unsent]) if unsent else {}
+        to_send = [r for r in unsent if r.key not in existing]
+        crash_point("before_send")
+        receipts = dict(existing)
+        if to_send:
+            receipts.update(self.oracle.submit(self._items(to_send)))
+        crash_point("after_send")
+        self.store.mark_sent(self.run_id, idx, receipts)
+        self._reconciled = True
+        crash_point("after_dispatch_commit")
+
+    # -- AWAITING -> LABELED -----------------------------------------------------------------
+    def _reconcile(self, idx: int) -> None:
+        """After a restart: make sure every sent item of the round is at the oracle."""
+        rows = self.store.outbox(self.run_id, idx)
+        found = self.oracle.lookup([r.key for r in rows])
+        missing = [r for r in rows if r.key not in found]
+        if missing:
+            self.log(f"run {self.run_id} round {idx}: {len(missing)} item(s) not at the oracle; sending them again")
+            self.oracle.submit(self._items(missing))
+        self._reconciled = True
+
+    def _pull_all(self, upto: int) -> None:
+        """Pull answers of every earlier round (late labels, edits, deletions)."""
+        for r in range(upto):
+            answers = self.oracle.collect(self.run_id, r)
+            if answers:
+                self.store.apply_answers(self.run_id, r, answers, self.pool.classes)
+
+    def _await(self, idx: int, since: str) -> str:
+        if not self._reconciled:
+            self._reconcile(idx)
+        answers = self.oracle.collect(self.run_id, idx)
+        crash_point("after_pull")
+        if answers:
+            self.store.apply_answers(self.run_id, idx, answers, self.pool.classes)
+        crash_point("after_apply")
+        prog = self.store.round_progress(self.run_id, idx)
+        answered = prog["labeled"] + prog["skipped"] + prog["quarantined"]
+        need = math.ceil(self.config.min_fraction * prog["selected"])
+        timed_out = False
+        if self.round_timeout is not None:
+            started = datetime.fromisoformat(since)
+            timed_out = (datetime.now(UTC) - started).total_seconds() >= self.round_timeout
+        if answered >= need or timed_out:
+            if timed_out and answered < need:
+                self.log(f"run {self.run_id} round {idx}: round timeout with {answered}/{prog['selected']} answered")
+            self.store.set_state(self.run_id, idx, RoundState.AWAITING, RoundState.LABELED)
+            crash_point("after_labeled")
+            return "advanced"
+        return "waiting"

@@ -1,0 +1,223 @@
+"""Built-in datasets (offline) and user files, turned into a :class:`Pool`.
+
+Global ids are row numbers of the dataset as loaded (stable across runs); the
+test split is stratified and seeded (``split_seed``), so every run over the
+same dataset and split seed sees the same test items.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from al_loop.errors import ConfigError, DataError
+from al_loop.pool import Pool, check_finite
+from al_loop.registry import DATASETS
+
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+
+
+@dataclass
+class Dataset:
+    """A labeled dataset before the split.
+
+    ``X`` has shape (n, ...); ``y`` holds class indices into ``classes``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+    kind: str = "tabular"
+    texts: list[str] | None = None
+    name: str = "custom"
+
+
+def _sklearn(loader: str, kind: str = "tabular", image_shape: tuple[int, int] | None = None) -> Any:
+    def load(**_: Any) -> Dataset:
+        import sklearn.datasets as skd
+
+        bunch = getattr(skd, loader)()
+        X = np.asarray(bunch.data, dtype=np.float64)
+        if image_shape is not None:
+            X = X.reshape(len(X), *image_shape)
+        names = tuple(str(n) for n in getattr(bunch, "target_names", np.unique(bunch.target)))
+        return Dataset(X=X, y=np.asarray(bunch.target, dtype=np.int64), classes=names, kind=kind,
+                       name=loader.removeprefix("load_"))
+
+    return load
+
+
+DATASETS.add("digits", _sklearn("load_digits", kind="image", image_shape=(8, 8)))
+DATASETS.add("breast_cancer", _sklearn("load_breast_cancer"))
+DATASETS.add("wine", _sklearn("load_wine"))
+DATASETS.add("iris", _sklearn("load_iris"))
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (``.gz`` or plain) of unsigned bytes, as in (Fashion-)MNIST."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(f"{path} is not an IDX file; point to the (Fashion-)MNIST .gz files")
+    dtype_code, ndim = data[2], data[3]
+    if dtype_code != 0x08:
+        raise DataError(f"{path} holds IDX type {dtype_code:#x}, only unsigned bytes (0x08) are supported")
+    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DataError(f"{path} is truncated ({body.size} of {int(np.prod(shape))} values); download it again")
+    return body.reshape(shape)
+
+
+def _find_fashion(root: str | None) -> Path:
+    candidates = []
+    if root:
+        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw", Path(root) / "raw"]
+    candidates += [Path(d) for d in FASHION_MNIST_DIRS]
+    for c in candidates:
+        if (c / "train-images-idx3-ubyte.gz").exists() or (c / "train-images-idx3-ubyte").exists():
+            return c
+    raise DataError(
+        "Fashion-MNIST not found in " + ", ".join(str(c) for c in candidates) +
+        "; install it with `apt-get install dataset-fashion-mnist` or pass root=DIR of a torchvision "
+        "FashionMNIST download"
+    )
+
+
+@DATASETS.register("fashion-mnist")
+def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split: str = "train",
+                       **_: Any) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017) images (n, 28, 28) scaled to [0, 1].
+
+    ``limit`` keeps the first ``limit`` rows of the chosen ``split`` (``"train"``
+    or ``"t10k"``), as a fixed subset.
+    """
+    base = _find_fashion(root)
+
+    def path(stem: str) -> Path:
+        gz = base / f"{stem}.gz"
+        return gz if gz.exists() else base / stem
+
+    images = read_idx(path(f"{split}-images-idx3-ubyte"))
+    labels = read_idx(path(f"{split}-labels-idx1-ubyte"))
+    if len(images) != len(labels):
+        raise DataError(f"{len(images)} images but {len(labels)} labels in {base}; the files are from different sets")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return Dataset(X=images.astype(np.float32) / 255.0, y=labels.astype(np.int64), classes=FASHION_CLASSES,
+                   kind="image", name="fashion-mnist")
+
+
+def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    raw = np.asarray(raw)
+    if raw.dtype.kind == "f":
+        if not np.isfinite(raw).all():
+            raise DataError("labels contain NaN or Inf; drop those rows or give every row a class")
+        if np.all(raw == np.round(raw)):
+            raw = raw.astype(np.int64)
+    names = np.asarray([str(v) for v in raw])
+    classes = tuple(sorted(set(names.tolist()), key=lambda v: (len(v), v) if v.lstrip("-").isdigit() else (1 << 30, v)))
+    index = {c: i for i, c in enumerate(classes)}
+    return np.asarray([index[v] for v in names], dtype=np.int64), classes
+
+
+@DATASETS.register("file")
+def load_files(features: str | None = None, labels: str | None = None, label_column: str = "label",
+               **_: Any) -> Dataset:
+    """User data: ``features`` as ``.npy``, ``.npz`` (keys ``X``/``y`` or ``features``/``labels``) or ``.csv``
+    (with a ``label_column``); ``labels`` as ``.npy``/``.csv``/``.txt`` when not inside the features file."""
+    if not features:
+        raise ConfigError("dataset 'file' needs --features PATH (.npy, .npz or .csv)")
+    fpath = Path(features)
+    if not fpath.exists():
+        raise DataError(f"features file {fpath} does not exist; check the --features path")
+    y_raw: np.ndarray | None = None
+    suffix = fpath.suffix.lower()
+    if suffix == ".npy":
+        X = np.load(fpath, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(fpath, allow_pickle=False) as z:
+            keys = set(z.files)
+            xk = next((k for k in ("X", "features", "x") if k in keys), None)
+            if xk is None:
+                raise DataError(f"{fpath} has arrays {sorted(keys)}; name the features X (and labels y)")
+            X = z[xk]
+            yk = next((k for k in ("y", "labels", "Y") if k in keys), None)
+            y_raw = z[yk] if yk else None
+    elif suffix == ".csv":
+        import csv
+
+        with open(fpath, newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows:
+            raise DataError(f"{fpath} is empty; give a header row and one row per item")
+        header, body = rows[0], rows[1:]
+        if label_column not in header:
+            raise DataError(f"{fpath} has no column {label_column!r} (columns: {header}); pass --label-column NAME")
+        li = header.index(label_column)
+        try:
+            X = np.asarray([[float(v) for j, v in enumerate(r) if j != li] for r in body], dtype=np.float64)
+        except ValueError as exc:
+            raise DataError(f"{fpath} has a non-numeric feature value ({exc}); features must be numbers") from None
+        y_raw = np.asarray([r[li] for r in body])
+    else:
+        raise DataError(f"unsupported features file type {suffix!r}; use .npy, .npz or .csv")
+    if labels:
+        lpath = Path(labels)
+        if not lpath.exists():
+            raise DataError(f"labels file {lpath} does not exist; check the --labels path")
+        if lpath.suffix.lower() == ".npy":
+            y_raw = np.load(lpath, allow_pickle=False)
+        else:
+            y_raw = np.asarray([ln.strip() for ln in lpath.read_text().splitlines() if ln.strip()])
+    if y_raw is None:
+        raise DataError(f"no labels for {fpath}; pass --labels PATH or put a label column/array in the file")
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiub":
+        raise DataError(f"features in {fpath} are not numeric (dtype {X.dtype}); convert them to numbers")
+    X = X.astype(np.float64)
+    if len(y_raw) != len(X):
+        raise DataError(f"the labels file has {len(y_raw)} rows but the features have {len(X)}; "
+                        "give exactly one label per feature row")
+    check_finite("features", X, "drop or impute those rows")
+    y, classes = _encode_labels(y_raw)
+    return Dataset(X=X, y=y, classes=classes, kind="tabular", name=fpath.stem)
+
+
+def load_dataset(name: str, **params: Any) -> Dataset:
+    """Load a registered dataset by name (unknown names list the valid ones)."""
+    return DATASETS.get(name)(**params)
+
+
+def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0) -> Pool:
+    """Split ``dataset`` into a pool and a stratified, seeded test split.
+
+    Global ids are the dataset's row numbers.
+    """
+    from sklearn.model_selection import train_test_split
+
+    n = len(dataset.X)
+    if n == 0:
+        raise DataError("the dataset is empty; give at least one labeled row")
+    ids = np.arange(n, dtype=np.int64)
+    counts = np.bincount(dataset.y, minlength=len(dataset.classes))
+    stratify = dataset.y if counts[counts > 0].min() >= 2 else None
+    try:
+        pool_ids, test_ids = train_test_split(ids, test_size=test_fraction, random_state=split_seed,
+                                              stratify=stratify)
+    except ValueError as exc:
+        raise DataError(f"cannot split {n} rows into pool and test ({exc}); give more rows or change "
+                        "test_fraction") from None
+    pool_ids, test_ids = np.sort(pool_ids), np.sort(test_ids)
+    return Pool(X=dataset.X[pool_ids], ids=pool_ids, classes=dataset.classes, y=dataset.y[pool_ids],
+                X_test=dataset.X[test_ids], y_test=dataset.y[test_ids], kind=dataset.kind,
+                texts=[dataset.texts[i] for i in pool_ids] if dataset.texts else None, name=dataset.name)

@@ -1,0 +1,118 @@
+"""SQLModel tables of the store (schema version :data:`SCHEMA_VERSION`).
+
+Id frame: ``pool_id`` columns hold global pool ids.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "al_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: str = Field(default_factory=utcnow)
+    status: str = "running"
+    dataset: str
+    strategy: str
+    learner: str
+    seed: int
+    config_json: str
+    group_key: str
+    schema_version: int = SCHEMA_VERSION
+    note: str | None = None
+
+
+class RoundRow(SQLModel, table=True):
+    __tablename__ = "rounds"
+    __table_args__ = (UniqueConstraint("run_id", "idx"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    idx: int
+    state: str
+    budget: int = 0
+    created_at: str = Field(default_factory=utcnow)
+    updated_at: str = Field(default_factory=utcnow)
+
+
+class SelectionRow(SQLModel, table=True):
+    __tablename__ = "selections"
+    run_id: int = Field(foreign_key="runs.id", primary_key=True)
+    pool_id: int = Field(primary_key=True)
+    round: int = Field(index=True)
+    rank: int
+    score: float
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    key: str = Field(primary_key=True)  # "run:round:pool_id"
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    round: int
+    pool_id: int
+    prediction_json: str | None = None
+    remote_id: str | None = None
+    sent_at: str | None = None
+
+
+class LabelRow(SQLModel, table=True):
+    __tablename__ = "labels"
+    run_id: int = Field(foreign_key="runs.id", primary_key=True)
+    pool_id: int = Field(primary_key=True)
+    round: int
+    status: str  # "labeled" | "skipped"
+    label: str | None = None
+    source: str = "oracle"
+    annotation_id: str | None = None
+    updated_at: str | None = None
+    annotator: str | None = None
+    disagreement: str | None = None
+    recorded_at: str = Field(default_factory=utcnow)
+
+
+class QuarantineRow(SQLModel, table=True):
+    __tablename__ = "quarantine"
+    __table_args__ = (UniqueConstraint("run_id", "pool_id", "annotation_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    pool_id: int
+    round: int
+    answer: str | None = None
+    reason: str
+    annotation_id: str | None = None
+    recorded_at: str = Field(default_factory=utcnow)
+
+
+class MetricRow(SQLModel, table=True):
+    __tablename__ = "metrics"
+    run_id: int = Field(foreign_key="runs.id", primary_key=True)
+    round: int = Field(primary_key=True)
+    n_labels: int
+    accuracy: float
+    macro_f1: float
+    train_seconds: float
+    select_seconds: float
+
+
+class ProjectRow(SQLModel, table=True):
+    """Oracle-side state of a run (e.g. the Label Studio project id)."""
+
+    __tablename__ = "oracle_state"
+    run_id: int = Field(foreign_key="runs.id", primary_key=True)
+    key: str = Field(primary_key=True)
+    value: str

@@ -1,0 +1,396 @@
+"""The store: one SQLite file that is the truth about every run.
+
+Invariants (the controller relies on them; tests check them):
+
+1. A round's selection, its outbox rows, its metric row and the round's move
+   to ``SELECTED`` are written in one transaction: either all exist or none.
+2. An item is selected at most once per run (primary key ``(run_id, pool_id)``
+   of ``selections``); every selected item has exactly one outbox row whose key
+   is ``"run:round:pool_id"``.
+3. An outbox row gets ``sent_at``/``remote_id`` only after the oracle
+   confirmed it holds the key; a round is ``DISPATCHED`` only when all of its
+   outbox rows are sent.
+4. ``labels`` has at most one row per ``(run_id, pool_id)``; an answer replaces
+   it only if its ``updated_at`` is not older; deleted answers remove it.
+   Answers that are not a valid class go to ``quarantine``, never to ``labels``.
+5. Rounds only move forward: ``TRAINING -> SELECTED -> DISPATCHED -> AWAITING
+   -> LABELED``, and round ``r + 1`` exists only once round ``r`` is ``LABELED``.
+6. One process writes a store at a time; writes use ``BEGIN IMMEDIATE``.
+   The database runs in WAL mode with ``synchronous=FULL`` and foreign keys on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import event, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from al_loop.config import RunConfig
+from al_loop.errors import StoreError
+from al_loop.schema import (
+    SCHEMA_VERSION,
+    LabelRow,
+    Meta,
+    MetricRow,
+    OutboxRow,
+    ProjectRow,
+    QuarantineRow,
+    RoundRow,
+    RunRow,
+    SelectionRow,
+    utcnow,
+)
+from al_loop.types import Answer, RoundState, RunStatus
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_ORDER = [s.value for s in RoundState]
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse a file that exists but is not a SQLite database (one-line error)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory; pass a file path for --db")
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head != SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a SQLite database; pass a new file name or the al-loop store you meant")
+
+
+class Store:
+    """Access to one al-loop SQLite file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file; created (with the current schema) if missing.
+    readonly : bool
+        Open for reading only (``status``, ``export``, ``curves``, ``compare``):
+        never creates, never migrates, never takes a write lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        check_sqlite_file(self.path)
+        if readonly and not self.path.exists():
+            raise StoreError(f"{self.path} does not exist; pass the --db of an existing run")
+        self.engine = self._make_engine()
+        self._check_integrity_and_schema()
+
+    # -- connection -----------------------------------------------------------------
+    def _make_engine(self) -> Engine:
+        if self.readonly:
+            url = f"sqlite:///file:{self.path.resolve()}?mode=ro&uri=true"
+        else:
+            url = f"sqlite:///{self.path}"
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        readonly = self.readonly
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: sqlite3.Connection, _rec: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+
+    def _check_integrity_and_schema(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables and "al_meta" not in tables:
+                    raise StoreError(
+                        f"{self.path} is a SQLite database of another application (no al-loop schema); "
+                        "pass a new file name for --db"
+                    )
+                if tables:
+                    row = conn.exec_driver_sql("SELECT value FROM al_meta WHERE key='schema_version'").fetchone()
+                    version = int(row[0]) if row else 0
+                    if version > SCHEMA_VERSION:
+                        raise StoreError(
+                            f"{self.path} has schema version {version} but this al-loop reads version "
+                            f"{SCHEMA_VERSION}; upgrade al-loop to a release that supports schema {version}"
+                        )
+                    if version < SCHEMA_VERSION:
+                        raise StoreError(
+                            f"{self.path} has the older schema version {version}; run "
+                            f"`al-loop db upgrade --db {self.path}` (it makes a backup first)"
+                        )
+        except sqlite3.DatabaseError as exc:  # pragma: no cover - wrapped by SQLAlchemy below
+            raise StoreError(f"{self.path} is not a usable SQLite database ({exc}); pass another --db") from None
+        except StoreError:
+            self.engine.dispose()
+            raise
+        except Exception as exc:
+            self.engine.dispose()
+            msg = str(getattr(exc, "orig", exc)).splitlines()[0]
+            raise StoreError(
+                f"{self.path} cannot be read as a SQLite database ({msg}); restore it from a backup "
+                "or pass a new --db"
+            ) from None
+        if not tables:
+            if self.readonly:
+                raise StoreError(f"{self.path} holds no al-loop runs; pass the --db of an existing run")
+            SQLModel.metadata.create_all(self.engine)
+            with self.write() as s:
+                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction (``BEGIN IMMEDIATE``), committed on success."""
+        if self.readonly:
+            raise StoreError(f"{self.path} is opened read-only")
+        with Session(self.engine, expire_on_commit=False) as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    # -- runs -----------------------------------------------------------------------
+    def create_run(self, config: RunConfig) -> int:
+        with self.write() as s:
+            run = RunRow(dataset=config.dataset, strategy=config.strategy, learner=config.learner,
+                         seed=config.seed, config_json=config.to_json(), group_key=config.group_key())
+            s.add(run)
+            s.flush()
+            assert run.id is not None
+            s.add(RoundRow(run_id=run.id, idx=0, state=RoundState.TRAINING.value))
+            return run.id
+
+    def run(self, run_id: int) -> RunRow:
+        with self.read() as s:
+            row = s.get(RunRow, run_id)
+        if row is None:
+            raise StoreError(f"run {run_id} is not in {self.path}; `al-loop status --db {self.path}` lists runs")
+        return row
+
+    def config(self, run_id: int) -> RunConfig:
+        return RunConfig.from_json(self.run(run_id).config_json)
+
+    def runs(self) -> list[RunRow]:
+        with self.read() as s:
+            return list(s.exec(select(RunRow).order_by(RunRow.id)))
+
+    def unfinished_runs(self) -> list[int]:
+        return [r.id for r in self.runs() if r.status == RunStatus.RUNNING.value and r.id is not None]
+
+    def finish_run(self, run_id: int, status: RunStatus) -> None:
+        with self.write() as s:
+            run = s.get(RunRow, run_id)
+            assert run is not None
+            run.status = status.value
+            s.add(run)
+
+    # -- rounds ---------------------------------------------------------------------
+    def rounds(self, run_id: int) -> list[RoundRow]:
+        with self.read() as s:
+            return list(s.exec(select(RoundRow).where(RoundRow.run_id == run_id).order_by(RoundRow.idx)))
+
+    def current_round(self, run_id: int) -> RoundRow:
+        with self.read() as s:
+            row = s.exec(select(RoundRow).where(RoundRow.run_id == run_id).order_by(col(RoundRow.idx).desc())).first()
+        assert row is not None, "every run has round 0"
+        return row
+
+    @staticmethod
+    def _advance(s: Session, run_id: int, idx: int, frm: RoundState, to: RoundState) -> None:
+        row = s.exec(select(RoundRow).where(RoundRow.run_id == run_id, RoundRow.idx == idx)).one()
+        if row.state != frm.value:
+            raise StoreError(f"round {idx} of run {run_id} is {row.state}, expected {frm.value}; "
+                             "another process may be writing this store")
+        if _ORDER.index(to.value) <= _ORDER.index(frm.value):
+            raise AssertionError("rounds only move forward")
+        row.state = to.value
+        row.updated_at = utcnow()
+        s.add(row)
+
+    def set_state(self, run_id: int, idx: int, frm: RoundState, to: RoundState) -> None:
+        with self.write() as s:
+            self._advance(s, run_id, idx, frm, to)
+
+    def next_round(self, run_id: int, idx: int) -> None:
+        """Open round ``idx + 1`` (round ``idx`` must be LABELED)."""
+        with self.write() as s:
+            row = s.exec(select(RoundRow).where(RoundRow.run_id == run_id, RoundRow.idx == idx)).one()
+            if row.state != RoundState.LABELED.value:
+                raise StoreError(f"round {idx} of run {run_id} is {row.state}, not LABELED")
+            s.add(RoundRow(run_id=run_id, idx=idx + 1, state=RoundState.TRAINING.value))
+
+    def commit_selection(self, run_id: int, idx: int, ids: np.ndarray, scores: np.ndarray,
+                         predictions: Sequence[dict[str, Any] | None], metric: MetricRow | None) -> None:
+        """Invariant 1: selection + outbox + metric + ``SELECTED`` in one transaction."""
+        with self.write() as s:
+            self._advance(s, run_id, idx, RoundState.TRAINING, RoundState.SELECTED)
+            rnd = s.exec(select(RoundRow).where(RoundRow.run_id == run_id, RoundRow.idx == idx)).one()
+            rnd.budget = len(ids)
+            s.add(rnd)
+            for rank, (pid, score, pred) in enumerate(zip(ids.tolist(), scores.tolist(), predictions, strict=True)):
+                s.add(SelectionRow(run_id=run_id, pool_id=int(pid), round=idx, rank=rank, score=float(score)))
+                s.add(OutboxRow(key=f"{run_id}:{idx}:{int(pid)}", run_id=run_id, round=idx, pool_id=int(pid),
+                                prediction_json=json.dumps(pred) if pred is not None else None))
+            if metric is not None:
+                s.add(metric)
+
+    def record_final_metric(self, run_id: int, metric: MetricRow, status: RunStatus) -> None:
+        """The last evaluation and the end of the run, in one transaction."""
+        with self.write() as s:
+            if s.get(MetricRow, (run_id, metric.round)) is None:
+                s.add(metric)
+            run = s.get(RunRow, run_id)
+            assert run is not None
+            run.status = status.value
+            s.add(run)
+
+    # -- outbox ---------------------------------------------------------------------
+    def outbox(self, run_id: int, idx: int) -> list[OutboxRow]:
+        with self.read() as s:
+            return list(s.exec(select(OutboxRow).where(OutboxRow.run_id == run_id, OutboxRow.round == idx)
+                               .order_by(OutboxRow.pool_id)))
+
+    def mark_sent(self, run_id: int, idx: int, remote: dict[str, str]) -> None:
+        """Record confirmed keys; move the round to DISPATCHED when all are sent."""
+        with self.write() as s:
+            rows = list(s.exec(select(OutboxRow).where(OutboxRow.run_id == run_id, OutboxRow.round == idx)))
+            now = utcnow()
+            for row in rows:
+                if row.key in remote and row.sent_at is None:
+                    row.remote_id = str(remote[row.key])
+                    row.sent_at = now
+                    s.add(row)
+            if all(r.sent_at is not None for r in rows):
+                self._advance(s, run_id, idx, RoundState.SELECTED, RoundState.DISPATCHED)
+
+    # -- answers --------------------------------------------------------------------
+    def apply_answers(self, run_id: int, idx: int, answers: Sequence[Answer], classes: Sequence[str]) -> dict[str, int]:
+        """Upsert answers (invariant 4). Returns counts of what changed."""
+        counts = {"labeled": 0, "skipped": 0, "quarantined": 0, "deleted": 0, "unchanged": 0}
+        valid = set(classes)
+        with self.write() as s:
+            for a in answers:
+                existing = s.get(LabelRow, (run_id, a.pool_id))
+                if a.status == "deleted":
+                    if existing is not None and existing.annotation_id == a.annotation_id:
+                        s.delete(existing)
+                        counts["deleted"] += 1
+                    continue
+                if a.status == "rejected" or (a.status == "labeled" and a.label not in valid):
+                    reason = a.reason or f"answer {a.label!r} is not one of the classes {sorted(valid)}"
+                    dup = s.exec(select(QuarantineRow).where(
+                        QuarantineRow.run_id == run_id, QuarantineRow.pool_id == a.pool_id,
+                        QuarantineRow.annotation_id == a.annotation_id)).first()
+                    if dup is None:
+                        s.add(QuarantineRow(run_id=run_id, pool_id=a.pool_id, round=idx, answer=a.label,
+                                            reason=reason, annotation_id=a.annotation_id))
+                        counts["quarantined"] += 1
+                    if existing is not None and existing.annotation_id == a.annotation_id:
+                        s.delete(existing)  # an edit turned a valid answer into an invalid one
+                    continue
+                if existing is not None:
+                    same = (existing.status == a.status and existing.label == a.label
+                            and existing.annotation_id == a.annotation_id
+                            and existing.disagreement == a.disagreement)
+                    older = (a.updated_at is not None and existing.updated_at is not None
+                             and a.updated_at < existing.updated_at)
+                    if same or older:
+                        counts["unchanged"] += 1
+                        continue
+                    existing.status, existing.label = a.status, a.label
+                    existing.annotation_id, existing.updated_at = a.annotation_id, a.updated_at
+                    existing.annotator, existing.disagreement = a.annotator, a.disagreement
+                    existing.recorded_at = utcnow()
+                    s.add(existing)
+                else:
+                    s.add(LabelRow(run_id=run_id, pool_id=a.pool_id, round=idx, status=a.status, label=a.label,
+                                   source="oracle", annotation_id=a.annotation_id, updated_at=a.updated_at,
+                                   annotator=a.annotator, disagreement=a.disagreement))
+                counts[a.status if a.status in counts else "labeled"] += 1
+        return counts
+
+    def labels(self, run_id: int) -> list[LabelRow]:
+        with self.read() as s:
+            return list(s.exec(select(LabelRow).where(LabelRow.run_id == run_id).order_by(LabelRow.pool_id)))
+
+    def selected_ids(self, run_id: int) -> np.ndarray:
+        with self.read() as s:
+            ids = s.exec(select(SelectionRow.pool_id).where(SelectionRow.run_id == run_id)).all()
+        return np.sort(np.asarray(ids, dtype=np.int64))
+
+    def selections(self, run_id: int) -> list[SelectionRow]:
+        with self.read() as s:
+            return list(s.exec(select(SelectionRow).where(SelectionRow.run_id == run_id)
+                               .order_by(SelectionRow.round, SelectionRow.rank)))
+
+    def round_progress(self, run_id: int, idx: int) -> dict[str, int]:
+        """Counts for one round: sent, labeled, skipped, quarantined, waiting."""
+        with self.read() as s:
+            sel = s.exec(select(func.count()).select_from(SelectionRow)
+                         .where(SelectionRow.run_id == run_id, SelectionRow.round == idx)).one()
+            sent = s.exec(select(func.count()).select_from(OutboxRow).where(
+                OutboxRow.run_id == run_id, OutboxRow.round == idx, col(OutboxRow.sent_at).is_not(None))).one()
+            ids = select(SelectionRow.pool_id).where(SelectionRow.run_id == run_id, SelectionRow.round == idx)
+            labeled = s.exec(select(func.count()).select_from(LabelRow).where(
+                LabelRow.run_id == run_id, col(LabelRow.pool_id).in_(ids), LabelRow.status == "labeled")).one()
+            skipped = s.exec(select(func.count()).select_from(LabelRow).where(
+                LabelRow.run_id == run_id, col(LabelRow.pool_id).in_(ids), LabelRow.status == "skipped")).one()
+            quarantined = s.exec(select(func.count(func.distinct(QuarantineRow.pool_id))).where(
+                QuarantineRow.run_id == run_id, QuarantineRow.round == idx)).one()
+        return {"selected": int(sel), "sent": int(sent), "labeled": int(labeled), "skipped": int(skipped),
+                "quarantined": int(quarantined), "waiting": int(sel) - int(labeled) - int(skipped)}
+
+    def quarantine(self, run_id: int) -> list[QuarantineRow]:
+        with self.read() as s:
+            return list(s.exec(select(QuarantineRow).where(QuarantineRow.run_id == run_id)))
+
+    # -- metrics --------------------------------------------------------------------
+    def metrics(self, run_id: int) -> list[MetricRow]:
+        with self.read() as s:
+            return list(s.exec(select(MetricRow).where(MetricRow.run_id == run_id).order_by(MetricRow.round)))
+
+    # -- oracle state ---------------------------------------------------------------
+    def set_oracle_state(self, run_id: int, key: str, value: str) -> None:
+        with self.write() as s:
+            row = s.get(ProjectRow, (run_id, key))
+            if row is None:
+                s.add(ProjectRow(run_id=run_id, key=key, value=value))
+            else:
+                row.value = value
+                s.add(row)
+
+    def oracle_state(self, run_id: int, key: str) -> str | None:
+        with self.read() as s:
+            row = s.get(ProjectRow, (run_id, key))
+        return row.value if row else None
+
+    def integrity_ok(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"

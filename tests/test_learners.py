@@ -1,0 +1,106 @@
+"""Learners: class columns by name, unseen classes, determinism, embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.svm import LinearSVC
+
+from al_loop.errors import ConfigError
+from al_loop.learners import SklearnLearner, TorchConfig, TorchLearner, mlp, small_cnn
+from al_loop.pool import Pool
+from tests.contracts.strategy_contract import digits_pool
+
+
+def _subset_without(pool: Pool, missing: set[int]) -> np.ndarray:
+    y = pool.hidden_labels(pool.ids)
+    return pool.ids[~np.isin(y, list(missing))][:60]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SklearnLearner(LogisticRegression(max_iter=300)),
+    lambda: SklearnLearner(GaussianNB()),
+    lambda: TorchLearner(mlp, TorchConfig(epochs=3)),
+])
+def test_unseen_classes_get_a_zero_column(make) -> None:
+    pool = digits_pool(300)
+    ids = _subset_without(pool, {3, 7})
+    learner = make()
+    learner.fit(pool, ids, pool.hidden_labels(ids), seed=0)
+    proba = learner.predict_proba(pool, pool.ids[:50])
+    assert proba.shape == (50, 10)
+    np.testing.assert_allclose(proba[:, [3, 7]], 0.0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_columns_follow_class_names_not_positions() -> None:
+    pool = digits_pool(300)
+    ids = _subset_without(pool, {0, 1, 2})  # estimator.classes_ = [3..9]: column 0 of it is class "3"
+    learner = SklearnLearner(LogisticRegression(max_iter=500))
+    learner.fit(pool, ids, pool.hidden_labels(ids), seed=0)
+    proba = learner.predict_proba(pool, ids)
+    acc = (proba.argmax(axis=1) == pool.hidden_labels(ids)).mean()
+    assert acc > 0.9
+
+
+def test_single_class_gives_constant_model() -> None:
+    pool = digits_pool(100)
+    ids = pool.ids[pool.hidden_labels(pool.ids) == 4][:5]
+    learner = SklearnLearner(LogisticRegression())
+    learner.fit(pool, ids, pool.hidden_labels(ids), seed=0)
+    proba = learner.predict_proba(pool, pool.ids[:3])
+    np.testing.assert_allclose(proba[:, 4], 1.0)
+
+
+def test_estimator_without_predict_proba_refused() -> None:
+    with pytest.raises(ConfigError, match="has no predict_proba"):
+        SklearnLearner(LinearSVC())
+
+
+def test_fresh_clone_each_round() -> None:
+    pool = digits_pool(200)
+    est = LogisticRegression(max_iter=300)
+    learner = SklearnLearner(est)
+    learner.fit(pool, pool.ids[:50], pool.hidden_labels(pool.ids[:50]), seed=0)
+    first = learner.model_
+    learner.fit(pool, pool.ids[:80], pool.hidden_labels(pool.ids[:80]), seed=0)
+    assert learner.model_ is not first and not hasattr(est, "coef_")
+
+
+def test_torch_learner_is_deterministic_and_leaves_global_rng_alone() -> None:
+    pool = digits_pool(200)
+    ids = pool.ids[:80]
+    state = torch.random.get_rng_state()
+    outs = []
+    for _ in range(2):
+        learner = TorchLearner(mlp, TorchConfig(epochs=5, device="cpu"))
+        learner.fit(pool, ids, pool.hidden_labels(ids), seed=11)
+        outs.append(learner.predict_proba(pool, pool.ids[100:120]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert torch.equal(state, torch.random.get_rng_state())
+    other = TorchLearner(mlp, TorchConfig(epochs=5, device="cpu"))
+    other.fit(pool, ids, pool.hidden_labels(ids), seed=12)
+    assert not np.array_equal(outs[0], other.predict_proba(pool, pool.ids[100:120]))
+
+
+def test_torch_embed_is_penultimate_layer() -> None:
+    pool = digits_pool(200)
+    learner = TorchLearner(mlp, TorchConfig(epochs=2, device="cpu"))
+    learner.fit(pool, pool.ids[:50], pool.hidden_labels(pool.ids[:50]), seed=0)
+    emb = learner.embed(pool, pool.ids[:7])
+    assert emb.shape == (7, 128)
+    logits = learner.model_.head(torch.from_numpy(emb).float()).detach().numpy()
+    proba = np.exp(logits - logits.max(1, keepdims=True))
+    proba /= proba.sum(1, keepdims=True)
+    np.testing.assert_allclose(proba, learner.predict_proba(pool, pool.ids[:7]), atol=1e-5)
+
+
+def test_cnn_learns_digits_images() -> None:
+    pool = digits_pool(300)
+    learner = TorchLearner(small_cnn, TorchConfig(epochs=15, lr=3e-3, device="cpu"), image=True)
+    learner.fit(pool, pool.ids[:200], pool.hidden_labels(pool.ids[:200]), seed=0)
+    acc = (learner.predict_proba(pool, pool.ids[200:]).argmax(1) == pool.hidden_labels(pool.ids[200:])).mean()
+    assert acc > 0.6
