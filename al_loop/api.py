@@ -27,10 +27,11 @@ _POOL_CACHE: dict[str, Pool] = {}
 
 def build_pool(config: RunConfig) -> Pool:
     """The pool of a run (cached per dataset + split within the process)."""
-    key = repr((config.dataset, sorted(config.dataset_params.items()), config.test_fraction, config.split_seed))
+    key = repr((config.dataset, sorted(config.dataset_params.items()), config.test_fraction, config.split_seed,
+                config.val_fraction))
     if key not in _POOL_CACHE:
         dataset = load_dataset(config.dataset, **config.dataset_params)
-        _POOL_CACHE[key] = make_pool(dataset, config.test_fraction, config.split_seed)
+        _POOL_CACHE[key] = make_pool(dataset, config.test_fraction, config.split_seed, config.val_fraction)
     return _POOL_CACHE[key]
 
 
@@ -96,8 +97,14 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
                     batch: int = 10, init: int = 20, learner: str = "logreg",
                     strategy_params: dict[str, dict[str, Any]] | None = None,
                     dataset_params: dict[str, Any] | None = None, noise_rate: float = 0.0, skip_rate: float = 0.0,
-                    query_ids: Sequence[int] = (), private_ids: Sequence[int] = ()) -> list[RunConfig]:
-    """One validated :class:`RunConfig` per strategy x seed (nothing is written)."""
+                    query_ids: Sequence[int] = (), private_ids: Sequence[int] = (),
+                    options: dict[str, Any] | None = None) -> list[RunConfig]:
+    """One validated :class:`RunConfig` per strategy x seed (nothing is written).
+
+    ``options`` holds further RunConfig fields (``batch_schedule``,
+    ``max_labels``, ``val_fraction``, ``stop_target``, ``stop_metric``,
+    ``plateau_rounds``, ``plateau_delta``, ``test_fraction``, ``split_seed``).
+    """
     if not strategies:
         raise ConfigError("no strategy given; pass --strategy NAME (see `al-loop strategies`)")
     configs = []
@@ -109,7 +116,7 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
                                      dataset_params=dict(dataset_params or {}),
                                      oracle_params={"noise_rate": noise_rate, "skip_rate": skip_rate},
                                      query_ids=tuple(int(i) for i in query_ids),
-                                     private_ids=tuple(int(i) for i in private_ids)))
+                                     private_ids=tuple(int(i) for i in private_ids), **(options or {})))
     for cfg in configs:
         pool = build_pool(cfg)
         validate(cfg, pool, build_learner(cfg.learner, pool), build_strategy(cfg.strategy, cfg.strategy_params))
@@ -136,14 +143,14 @@ def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[i
              dataset_params: dict[str, Any] | None = None, noise_rate: float = 0.0, skip_rate: float = 0.0,
              query_ids: Sequence[int] = (), private_ids: Sequence[int] = (),
              on_round: Callable[[int, str], None] | None = None,
-             log: Callable[[str], None] | None = None) -> list[int]:
+             log: Callable[[str], None] | None = None, options: dict[str, Any] | None = None) -> list[int]:
     """Run every strategy x seed to the end (one run each); return the run ids.
 
     Every configuration, and the store file, is checked before anything is written.
     """
     check_sqlite_file(Path(db))
     configs = plan_simulation(dataset, strategies, seeds, rounds, batch, init, learner, strategy_params,
-                              dataset_params, noise_rate, skip_rate, query_ids, private_ids)
+                              dataset_params, noise_rate, skip_rate, query_ids, private_ids, options)
     return run_configs(db, configs, on_round, log)
 
 

@@ -96,6 +96,13 @@ def simulate(
     query_file: Annotated[Path | None, typer.Option(help="Query set Q: file with one pool id per line.")] = None,
     private_ids: Annotated[str | None, typer.Option(help="Private set P: comma-separated pool ids.")] = None,
     private_file: Annotated[Path | None, typer.Option(help="Private set P: file with one pool id per line.")] = None,
+    batch_schedule: Annotated[str, typer.Option(help="fixed, list:10,20,40 or geometric:1.5.")] = "fixed",
+    max_labels: Annotated[int | None, typer.Option(help="Stop when this many items were sent in all.")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share held out as a validation split (stopping rules).")] = 0.0,
+    stop_target: Annotated[float | None, typer.Option(help="Stop when the validation metric reaches this.")] = None,
+    stop_metric: Annotated[str, typer.Option(help="Validation metric of the stopping rules.")] = "accuracy",
+    plateau_rounds: Annotated[int | None, typer.Option(help="Stop after N rounds without validation gain.")] = None,
+    plateau_delta: Annotated[float, typer.Option(help="Smallest gain that counts for --plateau-rounds.")] = 0.0,
 ) -> None:
     """Simulate active learning: strategies x seeds, one run each, then a summary table."""
     dataset_params: dict[str, Any] = {}
@@ -117,7 +124,11 @@ def simulate(
                                   batch=batch, init=init, learner=learner, strategy_params=params,
                                   dataset_params=dataset_params, noise_rate=noise_rate, skip_rate=skip_rate,
                                   query_ids=_ids_option(query_ids, query_file),
-                                  private_ids=_ids_option(private_ids, private_file))
+                                  private_ids=_ids_option(private_ids, private_file),
+                                  options={"batch_schedule": batch_schedule, "max_labels": max_labels,
+                                           "val_fraction": val_fraction, "stop_target": stop_target,
+                                           "stop_metric": stop_metric, "plateau_rounds": plateau_rounds,
+                                           "plateau_delta": plateau_delta})
     total = len(configs) * (rounds + 2)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:

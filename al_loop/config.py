@@ -43,6 +43,18 @@ class RunConfig:
         Share of a round's items that must be answered before it counts as labeled.
     query_ids, private_ids : tuple of int
         Query set Q and private set P (global ids) for targeted strategies.
+    batch_schedule : str
+        ``fixed``, ``list:10,20,40`` or ``geometric:F`` (see :mod:`al_loop.schedules`).
+    max_labels : int or None
+        Label budget: items sent to the oracle in all (initial batch included).
+    val_fraction : float
+        Share of the pool held out as a labeled validation split (simulation);
+        needed by the target and plateau stopping rules.
+    stop_target, stop_metric : float or None, str
+        Stop once the validation ``stop_metric`` reaches ``stop_target``.
+    plateau_rounds, plateau_delta : int or None, float
+        Stop when the validation metric gained no more than ``plateau_delta``
+        over the last ``plateau_rounds`` evaluations.
     """
 
     dataset: str
@@ -61,8 +73,28 @@ class RunConfig:
     min_fraction: float = 1.0
     query_ids: tuple[int, ...] = ()
     private_ids: tuple[int, ...] = ()
+    batch_schedule: str = "fixed"
+    max_labels: int | None = None
+    val_fraction: float = 0.0
+    stop_target: float | None = None
+    stop_metric: str = "accuracy"
+    plateau_rounds: int | None = None
+    plateau_delta: float = 0.0
 
     def __post_init__(self) -> None:
+        from al_loop.schedules import parse_schedule
+
+        parse_schedule(self.batch_schedule)
+        if self.max_labels is not None and self.max_labels < self.init:
+            raise ConfigError(f"max_labels {self.max_labels} is below --init {self.init}; raise --max-labels")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}; pass e.g. --val-fraction 0.1")
+        if self.stop_metric not in ("accuracy", "macro_f1"):
+            raise ConfigError(f"unknown stop metric {self.stop_metric!r}; use accuracy or macro_f1")
+        if (self.stop_target is not None or self.plateau_rounds is not None) and self.val_fraction == 0.0:
+            raise ConfigError("target and plateau stopping read the validation split; pass --val-fraction 0.1 (or more)")
+        if self.plateau_rounds is not None and self.plateau_rounds < 1:
+            raise ConfigError(f"plateau_rounds must be >= 1, got {self.plateau_rounds}")
         if self.rounds < 0:
             raise ConfigError(f"rounds must be >= 0, got {self.rounds}; pass --rounds 1 or more")
         if self.batch < 1:

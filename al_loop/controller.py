@@ -24,6 +24,7 @@ from al_loop.faults import crash_point
 from al_loop.learners.base import Learner
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
+from al_loop.schedules import batch_for_round, stop_reason
 from al_loop.schema import MetricRow
 from al_loop.store import Store
 from al_loop.strategy import Strategy
@@ -67,8 +68,6 @@ class Controller:
         self.round_timeout = round_timeout
         self._reconciled = False
         self._class_index = {c: i for i, c in enumerate(pool.classes)}
-        self._test_pool = (Pool(X=pool.X_test, ids=np.arange(len(pool.X_test)), classes=pool.classes,
-                                y=pool.y_test) if pool.X_test is not None and len(pool.X_test) else None)
 
     # -- the loop ---------------------------------------------------------------------
     def step(self) -> str:
@@ -130,14 +129,18 @@ class Controller:
         labeled_ids, labels = self._labeled()
         metric, view = self._train(idx, labeled_ids, labels)
         crash_point("after_train")
-        if idx > cfg.rounds or len(unlabeled) == 0:
-            status = RunStatus.FINISHED if idx > cfg.rounds else RunStatus.EXHAUSTED
-            if status is RunStatus.EXHAUSTED:
-                self.log(f"run {self.run_id}: the unlabeled pool is exhausted after round {idx - 1}; the run ends")
-            assert metric is not None
-            self.store.record_final_metric(self.run_id, metric, status)
+        spent = len(self.pool.ids) - len(unlabeled)
+        end = self._end_reason(idx, metric, spent, len(unlabeled))
+        if end is not None:
+            status, note = end
+            if idx <= cfg.rounds:
+                self.log(f"run {self.run_id}: {note}; the run ends")
+            self.store.record_final_metric(self.run_id, metric, status, note)
             return
-        budget = cfg.batch
+        budget = batch_for_round(cfg.batch_schedule, cfg.batch, idx)
+        if cfg.max_labels is not None and budget > cfg.max_labels - spent:
+            budget = cfg.max_labels - spent
+            self.log(f"run {self.run_id}: the label budget leaves {budget} item(s) for round {idx}")
         if budget > len(unlabeled):
             self.log(f"run {self.run_id}: batch {budget} is larger than the {len(unlabeled)} unlabeled items "
                      f"left; selecting {len(unlabeled)}")
@@ -162,6 +165,34 @@ class Controller:
         self.store.commit_selection(self.run_id, idx, sel.ids, sel.scores, predictions, metric_row)
         crash_point("after_select_commit")
 
+    def _end_reason(self, idx: int, metric: MetricRow | None, spent: int,
+                    n_unlabeled: int) -> tuple[RunStatus, str] | None:
+        cfg = self.config
+        if idx > cfg.rounds:
+            return RunStatus.FINISHED, f"all {cfg.rounds} rounds done"
+        if cfg.max_labels is not None and spent >= cfg.max_labels:
+            return RunStatus.FINISHED, f"label budget {cfg.max_labels} reached"
+        if n_unlabeled == 0:
+            return RunStatus.EXHAUSTED, f"the unlabeled pool is exhausted after round {idx - 1}"
+        if metric is not None and (cfg.stop_target is not None or cfg.plateau_rounds is not None):
+            key = "val_" + cfg.stop_metric
+            history = [getattr(m, key) for m in self.store.metrics(self.run_id) if m.round < idx]
+            history = [h for h in history if h is not None] + [getattr(metric, key)]
+            reason = stop_reason(history, cfg.stop_target, cfg.plateau_rounds, cfg.plateau_delta)
+            if reason is not None:
+                return RunStatus.FINISHED, f"stopped: {reason}"
+        return None
+
+    def _evaluate(self, X: np.ndarray | None, y: np.ndarray | None) -> tuple[float, float] | None:
+        if X is None or y is None or len(X) == 0:
+            return None
+        ids = np.arange(len(X), dtype=np.int64)
+        proba = self.learner.predict_proba(Pool(X=X, ids=ids, classes=self.pool.classes, y=y), ids)
+        pred = proba.argmax(axis=1)
+        y = np.asarray(y)
+        return (float((pred == y).mean()),
+                float(f1_score(y, pred, average="macro", labels=np.arange(self.pool.n_classes), zero_division=0)))
+
     def _train(self, idx: int, ids: np.ndarray, labels: np.ndarray) -> tuple[MetricRow | None, ModelView | None]:
         if len(ids) == 0:
             return None, None
@@ -169,15 +200,10 @@ class Controller:
         crash_point("during_train")
         self.learner.fit(self.pool, ids, labels, seed=derived_seed(self.config.seed, idx))
         train_s = time.perf_counter() - t0
-        acc, f1 = float("nan"), float("nan")
-        if self._test_pool is not None and self._test_pool.y is not None:
-            proba = self.learner.predict_proba(self._test_pool, self._test_pool.ids)
-            pred = proba.argmax(axis=1)
-            y = np.asarray(self._test_pool.y)
-            acc = float((pred == y).mean())
-            f1 = float(f1_score(y, pred, average="macro", labels=np.arange(self.pool.n_classes), zero_division=0))
-        metric = MetricRow(run_id=self.run_id, round=idx, n_labels=len(ids), accuracy=acc, macro_f1=f1,
-                           train_seconds=train_s, select_seconds=0.0)
+        test = self._evaluate(self.pool.X_test, self.pool.y_test) or (float("nan"), float("nan"))
+        val = self._evaluate(self.pool.X_val, self.pool.y_val) or (None, None)
+        metric = MetricRow(run_id=self.run_id, round=idx, n_labels=len(ids), accuracy=test[0], macro_f1=test[1],
+                           train_seconds=train_s, select_seconds=0.0, val_accuracy=val[0], val_macro_f1=val[1])
         return metric, ModelView(self.pool, self.learner)
 
     def _predictions(self, view: ModelView, ids: np.ndarray) -> list[dict[str, object] | None]:

@@ -198,10 +198,12 @@ def load_dataset(name: str, **params: Any) -> Dataset:
     return DATASETS.get(name)(**params)
 
 
-def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0) -> Pool:
-    """Split ``dataset`` into a pool and a stratified, seeded test split.
+def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0,
+              val_fraction: float = 0.0) -> Pool:
+    """Split ``dataset`` into a pool, a stratified seeded test split and an optional validation split.
 
-    Global ids are the dataset's row numbers.
+    ``val_fraction`` is a share of the whole dataset taken from the non-test
+    part. Global ids are the dataset's row numbers.
     """
     from sklearn.model_selection import train_test_split
 
@@ -217,7 +219,19 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
     except ValueError as exc:
         raise DataError(f"cannot split {n} rows into pool and test ({exc}); give more rows or change "
                         "test_fraction") from None
-    pool_ids, test_ids = np.sort(pool_ids), np.sort(test_ids)
+    val_ids = np.array([], dtype=np.int64)
+    if val_fraction > 0:
+        share = val_fraction / (1.0 - test_fraction)
+        strat = dataset.y[pool_ids]
+        counts = np.bincount(strat, minlength=len(dataset.classes))
+        try:
+            pool_ids, val_ids = train_test_split(pool_ids, test_size=share, random_state=split_seed + 1,
+                                                 stratify=strat if counts[counts > 0].min() >= 2 else None)
+        except ValueError as exc:
+            raise DataError(f"cannot carve a validation split ({exc}); lower val_fraction") from None
+    pool_ids, test_ids, val_ids = np.sort(pool_ids), np.sort(test_ids), np.sort(val_ids)
     return Pool(X=dataset.X[pool_ids], ids=pool_ids, classes=dataset.classes, y=dataset.y[pool_ids],
                 X_test=dataset.X[test_ids], y_test=dataset.y[test_ids], kind=dataset.kind,
+                X_val=dataset.X[val_ids] if len(val_ids) else None,
+                y_val=dataset.y[val_ids] if len(val_ids) else None,
                 texts=[dataset.texts[i] for i in pool_ids] if dataset.texts else None, name=dataset.name)

@@ -47,6 +47,8 @@ class Pool:
         Hidden labels (simulation only).
     X_test, y_test : ndarray
         Held-out test split (never selectable).
+    X_val, y_val : ndarray, optional
+        Held-out validation split for stopping rules (never selectable).
     kind : str
         ``"tabular"``, ``"image"`` or ``"text"``: what an annotator sees.
     texts : list of str, optional
@@ -64,6 +66,8 @@ class Pool:
     kind: str = "tabular"
     texts: list[str] | None = None
     name: str = "custom"
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
 

@@ -107,6 +107,8 @@ class MetricRow(SQLModel, table=True):
     macro_f1: float
     train_seconds: float
     select_seconds: float
+    val_accuracy: float | None = None
+    val_macro_f1: float | None = None
 
 
 class ProjectRow(SQLModel, table=True):

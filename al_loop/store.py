@@ -261,14 +261,16 @@ class Store:
             if metric is not None:
                 s.add(metric)
 
-    def record_final_metric(self, run_id: int, metric: MetricRow, status: RunStatus) -> None:
-        """The last evaluation and the end of the run, in one transaction."""
+    def record_final_metric(self, run_id: int, metric: MetricRow | None, status: RunStatus,
+                            note: str | None = None) -> None:
+        """The last evaluation and the end of the run (with the reason), in one transaction."""
         with self.write() as s:
-            if s.get(MetricRow, (run_id, metric.round)) is None:
+            if metric is not None and s.get(MetricRow, (run_id, metric.round)) is None:
                 s.add(metric)
             run = s.get(RunRow, run_id)
             assert run is not None
             run.status = status.value
+            run.note = note
             s.add(run)
 
     # -- outbox ---------------------------------------------------------------------
