@@ -15,6 +15,7 @@ from al_loop.config import RunConfig
 from al_loop.controller import Controller
 from al_loop.datasets import load_dataset, make_pool
 from al_loop.errors import ConfigError
+from al_loop.lease import RunLease
 from al_loop.learners.base import Learner
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
@@ -157,7 +158,14 @@ def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[i
 def _drive(store: Store, run_id: int, on_round: Callable[[int, str], None] | None,
            log: Callable[[str], None] | None) -> None:
     ctl = controller_for(store, run_id, log=log)
+    with RunLease(store, run_id) as lease:
+        _drive_locked(store, run_id, ctl, lease, on_round)
+
+
+def _drive_locked(store: Store, run_id: int, ctl: Controller, lease: RunLease,
+                  on_round: Callable[[int, str], None] | None) -> None:
     while True:
+        lease.check()
         before = store.current_round(run_id)
         result = ctl.step()
         if result == "done":

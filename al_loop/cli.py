@@ -21,7 +21,7 @@ from al_loop.store import Store, check_sqlite_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="al-loop: simulate active learning, run annotation campaigns, compare strategies.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out_console = Console(width=None if sys.stdout.isatty() else 200)  # no truncated columns in pipes
 
 
@@ -247,6 +247,24 @@ def curves(
     reports.plot_curves(groups, out, metric)
     console.print(f"wrote {out}")
     print_summary(dbs, metric)
+
+
+db_app = typer.Typer(no_args_is_help=True, help="Store maintenance: schema upgrades.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: Annotated[Path, typer.Option(help="Store to upgrade (a backup is made first).")],
+               backup_dir: Annotated[Path | None, typer.Option(help="Folder for the backup (default: beside it).")] = None,
+               ) -> None:
+    """Back up the store (VACUUM INTO) and migrate it to the current schema version."""
+    from al_loop.migrations import upgrade
+
+    old, new, backup = upgrade(db, backup_dir)
+    if backup is None:
+        console.print(f"{db} is already at schema version {new}; nothing to do")
+    else:
+        console.print(f"upgraded {db} from schema version {old} to {new}; backup: {backup}")
 
 
 @app.command(name="strategies")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> str:
@@ -118,3 +118,15 @@ class ProjectRow(SQLModel, table=True):
     run_id: int = Field(foreign_key="runs.id", primary_key=True)
     key: str = Field(primary_key=True)
     value: str
+
+
+class LeaseRow(SQLModel, table=True):
+    """The write lease of a run (see :mod:`al_loop.lease`)."""
+
+    __tablename__ = "leases"
+    run_id: int = Field(foreign_key="runs.id", primary_key=True)
+    owner: str
+    host: str
+    pid: int
+    acquired_at: str
+    heartbeat_at: float  # time.time() of the last heartbeat

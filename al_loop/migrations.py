@@ -1,0 +1,97 @@
+"""Schema upgrades: ``al-loop db upgrade --db PATH``.
+
+Each released schema version ``v`` has one function that moves a store from
+``v`` to ``v + 1`` inside a single transaction. Before any migration the
+file is copied with ``VACUUM INTO`` (a consistent backup even in WAL mode).
+Stores are never upgraded implicitly: opening an older store is refused with
+the command to run.
+
+Released versions:
+
+- 1: the foundation schema (runs, rounds, selections, outbox, labels,
+  quarantine, metrics, oracle_state).
+- 2: ``metrics.val_accuracy`` / ``metrics.val_macro_f1`` (validation split of
+  the stopping rules) and the ``leases`` table (one writer per run).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from al_loop.errors import StoreError
+from al_loop.schema import SCHEMA_VERSION
+from al_loop.store import check_sqlite_file
+
+
+def _v1_to_v2(con: sqlite3.Connection) -> None:
+    con.execute("ALTER TABLE metrics ADD COLUMN val_accuracy FLOAT")
+    con.execute("ALTER TABLE metrics ADD COLUMN val_macro_f1 FLOAT")
+    con.execute("CREATE TABLE leases (run_id INTEGER NOT NULL PRIMARY KEY REFERENCES runs (id), "
+                "owner VARCHAR NOT NULL, host VARCHAR NOT NULL, pid INTEGER NOT NULL, "
+                "acquired_at VARCHAR NOT NULL, heartbeat_at FLOAT NOT NULL)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+
+
+def schema_version(path: Path) -> int:
+    """The schema version recorded in an al-loop store (raises for foreign files)."""
+    check_sqlite_file(path)
+    if not path.exists():
+        raise StoreError(f"{path} does not exist; pass the --db of an existing store")
+    con = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "al_meta" not in tables:
+            raise StoreError(f"{path} is not an al-loop store (no al_meta table); pass the right --db")
+        row = con.execute("SELECT value FROM al_meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} cannot be read ({exc}); restore it from a backup") from None
+    finally:
+        con.close()
+
+
+def upgrade(path: str | Path, backup_dir: str | Path | None = None) -> tuple[int, int, Path | None]:
+    """Back up then migrate ``path`` to the current schema.
+
+    Returns
+    -------
+    (old_version, new_version, backup_path)
+        ``backup_path`` is None when the store was already current.
+    """
+    path = Path(path)
+    old = schema_version(path)
+    if old > SCHEMA_VERSION:
+        raise StoreError(f"{path} has schema version {old}, newer than this al-loop's {SCHEMA_VERSION}; "
+                         f"upgrade al-loop instead")
+    if old == SCHEMA_VERSION:
+        return old, old, None
+    if old not in MIGRATIONS:
+        raise StoreError(f"{path} has schema version {old}, which this al-loop cannot upgrade; "
+                         "export it with the al-loop release that wrote it")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    backup = Path(backup_dir or path.parent) / f"{path.name}.v{old}-{stamp}.bak"
+    con = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        con.execute("PRAGMA busy_timeout=30000")
+        con.execute("VACUUM INTO ?", (str(backup),))
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            version = old
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](con)
+                version += 1
+            con.execute("UPDATE al_meta SET value=? WHERE key='schema_version'", (str(version),))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if con.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise StoreError(f"{path} failed its integrity check after the upgrade; the backup is {backup}")
+    finally:
+        con.close()
+    return old, SCHEMA_VERSION, backup

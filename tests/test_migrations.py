@@ -1,0 +1,94 @@
+"""Schema versions: fixtures of each released schema, refusal, backup and upgrade."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from al_loop import api
+from al_loop.errors import StoreError
+from al_loop.migrations import MIGRATIONS, schema_version, upgrade
+from al_loop.schema import SCHEMA_VERSION
+from al_loop.store import Store
+from tests.test_cli import one_line_error, run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RELEASED = sorted(int(p.stem.split("_v")[1]) for p in FIXTURES.glob("schema_v*.sqlite"))
+
+
+def test_a_fixture_for_every_released_schema_below_current() -> None:
+    assert RELEASED == list(range(1, SCHEMA_VERSION)), "add tests/fixtures/schema_vN.sqlite for each release"
+    assert sorted(MIGRATIONS) == RELEASED
+
+
+def _copy(version: int, tmp_path: Path) -> Path:
+    dst = tmp_path / f"old_v{version}.sqlite"
+    shutil.copy(FIXTURES / f"schema_v{version}.sqlite", dst)
+    return dst
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_older_store_is_refused_with_the_command(version: int, tmp_path: Path) -> None:
+    path = _copy(version, tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=f"older schema version {version}; run `al-loop db upgrade --db"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_upgrade_backs_up_and_keeps_every_row(version: int, tmp_path: Path) -> None:
+    path = _copy(version, tmp_path)
+    con = sqlite3.connect(path)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("runs", "rounds", "selections", "outbox", "labels", "metrics")}
+    con.close()
+    old, new, backup = upgrade(path)
+    assert (old, new) == (version, SCHEMA_VERSION)
+    assert backup is not None and schema_version(backup) == version
+    store = Store(path)
+    assert store.integrity_ok()
+    con = sqlite3.connect(path)
+    assert counts == {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in counts}
+    con.close()
+    runs = store.runs()
+    assert all(r.status == "finished" for r in runs)
+    assert all(m.val_accuracy is None for r in runs for m in store.metrics(r.id))
+    store.close()
+    assert upgrade(path)[2] is None  # already current: no second backup
+
+
+def test_upgraded_store_takes_new_runs(tmp_path: Path) -> None:
+    path = _copy(1, tmp_path)
+    upgrade(path)
+    ids = api.simulate(str(path), dataset="iris", strategies=["random"], rounds=1, batch=5, init=6)
+    store = Store(path, readonly=True)
+    assert store.run(ids[0]).status == "finished" and len(store.runs()) == 3
+
+
+def test_db_upgrade_cli(tmp_path: Path, capsys, monkeypatch) -> None:
+    path = _copy(1, tmp_path)
+    code, _, err = run_cli(["status", "--db", str(path)], capsys, monkeypatch)
+    assert code == 2 and "al-loop db upgrade" in one_line_error(err)
+    code, _, err = run_cli(["db", "upgrade", "--db", str(path)], capsys, monkeypatch)
+    assert code == 0 and f"from schema version 1 to {SCHEMA_VERSION}" in err
+    code, out, _ = run_cli(["status", "--db", str(path)], capsys, monkeypatch)
+    assert code == 0 and "entropy" in out
+
+
+def test_upgrade_refuses_newer_and_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    Store(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE al_meta SET value='99' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="newer than this al-loop"):
+        upgrade(path)
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
+    with pytest.raises(StoreError, match="not an al-loop store"):
+        upgrade(other)
