@@ -44,8 +44,7 @@ class ModelView:
         else:
             if self.learner is None:
                 raise DataError(f"no model is trained yet, so there are no {what}; label a seed set first")
-            fn = {"proba": self.learner.predict_proba, "embed": self.learner.embed,
-                  "grad": self.learner.grad_embed}[what]
+            fn = getattr(self.learner, {"proba": "predict_proba", "embed": "embed", "grad": "grad_embed"}[what])
             parts = []
             ids = self.pool.ids
             for start in range(0, len(ids), self.batch_size):

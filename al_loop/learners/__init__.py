@@ -1,32 +1,51 @@
-"""Learner adapters and the named learners of the CLI."""
+"""Learner adapters and the named learners of the CLI.
+
+torch is imported only when a torch learner is used (``TorchLearner`` and
+friends are loaded lazily), so scikit-learn runs and the CLI start quickly.
+"""
 
 from __future__ import annotations
 
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from typing import Any
 
 from al_loop.learners.base import Learner
 from al_loop.learners.sklearn_learner import SklearnLearner
-from al_loop.learners.torch_learner import FeatureHead, TorchConfig, TorchLearner, mlp, small_cnn
 from al_loop.registry import LEARNERS
+
+_TORCH_NAMES = {"FeatureHead", "TorchConfig", "TorchLearner", "mlp", "small_cnn"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        from al_loop.learners import torch_learner
+
+        return getattr(torch_learner, name)
+    raise AttributeError(f"module 'al_loop.learners' has no attribute {name!r}")
 
 
 @LEARNERS.register("logreg")
 def make_logreg(pool: object = None) -> Learner:
     """Standardised multinomial logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return SklearnLearner(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=1.0)))
 
 
 @LEARNERS.register("mlp")
 def make_mlp(pool: object = None) -> Learner:
     """Two-layer MLP (torch) on flattened inputs."""
+    from al_loop.learners.torch_learner import TorchConfig, TorchLearner, mlp
+
     return TorchLearner(mlp, TorchConfig(epochs=40, lr=2e-3, batch_size=32))
 
 
 @LEARNERS.register("cnn")
 def make_cnn(pool: object = None) -> Learner:
     """Small CNN (torch) on square grey images."""
+    from al_loop.learners.torch_learner import TorchConfig, TorchLearner, small_cnn
+
     return TorchLearner(small_cnn, TorchConfig(epochs=20, lr=2e-3, batch_size=32), image=True)
 
 
