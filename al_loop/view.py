@@ -51,8 +51,9 @@ class ModelView:
                 parts.append(np.asarray(fn(self.pool, ids[start:start + self.batch_size])))
             out = np.concatenate(parts, axis=0)
             if out.dtype.kind == "f" and not np.isfinite(out).all():
+                noun = {"proba": "probabilities", "embed": "embeddings", "grad": "gradient embeddings"}[what]
                 raise DataError(
-                    f"the learner produced NaN or Inf {what}; check the features for extreme values "
+                    f"the learner produced NaN or Inf {noun}; check the features for extreme values "
                     "or lower the learning rate"
                 )
         self._cache[what] = out
