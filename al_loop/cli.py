@@ -13,8 +13,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from al_loop import api, reports
+from al_loop.compare_cli import add_compare_command
 from al_loop.errors import AlLoopError, ConfigError
 from al_loop.registry import DATASETS, LEARNERS, STRATEGIES
 from al_loop.store import Store, check_sqlite_file
@@ -22,6 +24,7 @@ from al_loop.store import Store, check_sqlite_file
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="al-loop: simulate active learning, run annotation campaigns, compare strategies.")
 console = Console(stderr=True, soft_wrap=True)
+add_compare_command(app)
 out_console = Console(width=None if sys.stdout.isatty() else 200)  # no truncated columns in pipes
 
 
@@ -146,7 +149,7 @@ def print_summary(dbs: list[str], metric: str = "accuracy") -> None:
     for col in ("strategy", "seeds", "labels", f"final {metric}", "AULC"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for row in reports.summary_rows(groups):
-        table.add_row(str(row["strategy"]), str(row["seeds"]), str(row["labels"]),
+        table.add_row(Text(str(row["strategy"])), str(row["seeds"]), str(row["labels"]),
                       f"{row['final_mean']:.4f} ± {row['final_std']:.4f}",
                       f"{row['aulc_mean']:.4f} ± {row['aulc_std']:.4f}")
     out_console.print(table)

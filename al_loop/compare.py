@@ -406,7 +406,7 @@ def _target_cell(row: CompareRow, fraction: float) -> str:
 def _test_cells(row: CompareRow) -> tuple[str, str]:
     """(p-value cell, seeds-beating cell)."""
     if row.test is None:
-        return (row.baseline if row.baseline == "no baseline" else "baseline", "")
+        return ("n/a (no baseline)" if row.baseline == "no baseline" else "n/a (is the baseline)", "")
     t = row.test
     p = f"n/a ({t.reason})" if t.p_value is None else f"{t.p_value:.3g}"
     return p, f"{t.n_better}/{t.n_pairs}"
