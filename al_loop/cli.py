@@ -252,6 +252,109 @@ def curves(
     print_summary(dbs, metric)
 
 
+campaign_app = typer.Typer(no_args_is_help=True, help="Annotation campaigns in Label Studio.")
+app.add_typer(campaign_app, name="campaign")
+
+
+def _duration(text: str) -> float:
+    """``10``, ``10s``, ``5m``, ``2h`` -> seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise ConfigError(f"bad duration {text!r}; write e.g. 10s, 5m or 2h") from None
+
+
+@campaign_app.command("init")
+def campaign_init(
+    db: Annotated[Path, typer.Option(help="Store of the campaign.")],
+    data: Annotated[str, typer.Option(help="Built-in dataset name, features file (.npy/.npz/.csv) or texts (.csv/.txt).")],
+    label_studio_url: Annotated[str, typer.Option(help="Label Studio URL, e.g. http://127.0.0.1:8080.")],
+    labels: Annotated[str, typer.Option(help='Class names, comma-separated: "cat,dog,bird".')],
+    strategy: Annotated[str, typer.Option(help="Query strategy.")] = "margin",
+    batch: Annotated[int, typer.Option(help="Items per round.")] = 20,
+    init: Annotated[int, typer.Option(help="Size of the seed batch (random).")] = 20,
+    kind: Annotated[str, typer.Option(help="image or text.")] = "image",
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "LABEL_STUDIO_API_KEY",
+    api_key_file: Annotated[Path | None, typer.Option(help="File holding the API key (instead of the variable).")] = None,
+    title: Annotated[str | None, typer.Option(help="Project title (an existing project of that title is adopted).")] = None,
+    learner: Annotated[str, typer.Option(help="Learner: logreg, mlp, cnn.")] = "logreg",
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    min_fraction: Annotated[float, typer.Option(help="Share of a round that must be answered.")] = 1.0,
+    param: Annotated[list[str], typer.Option(help="Strategy parameter KEY=VALUE.")] = [],  # noqa: B006
+) -> None:
+    """Create (or adopt) the Label Studio project, record it in the store and send the seed batch."""
+    from al_loop.campaign import CampaignOptions, init_campaign
+
+    STRATEGIES.get(strategy)
+    classes = [c.strip() for c in labels.split(",") if c.strip()]
+    options = CampaignOptions(url=label_studio_url, title=title or f"al-loop {Path(db).stem}", kind=kind,
+                              api_key_env=None if api_key_file else api_key_env,
+                              api_key_file=str(api_key_file) if api_key_file else None)
+    run_id = init_campaign(str(db), data=data, classes=classes, strategy=strategy, batch=batch, init=init,
+                           options=options, learner=learner, seed=seed, min_fraction=min_fraction,
+                           strategy_params=parse_params(param, [strategy])[strategy],
+                           log=lambda m: console.print(m, highlight=False))
+    console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
+
+
+@campaign_app.command("run")
+def campaign_run(
+    db: Annotated[Path, typer.Option(help="Store of the campaign.")],
+    until_labels: Annotated[int | None, typer.Option(help="Stop once this many labels are in.")] = None,
+    poll: Annotated[str, typer.Option(help="Seconds between pulls (10s, 1m).")] = "10s",
+    min_fraction: Annotated[float | None, typer.Option(help="Share of a round that must be answered.")] = None,
+    round_timeout: Annotated[str | None, typer.Option(help="Close a round after this long (e.g. 2h).")] = None,
+) -> None:
+    """Pull answers, train, select and push the next batch; Ctrl-C stops cleanly, running again resumes."""
+    import signal
+
+    from al_loop.campaign import CampaignProgress, run_campaign
+
+    stop = {"flag": False}
+
+    def _handler(_sig: int, _frame: object) -> None:
+        stop["flag"] = True
+        console.print("stopping after the current step (state is kept)...")
+
+    previous = signal.signal(signal.SIGINT, _handler)
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("labels", total=until_labels, info="")
+
+            def show(p: CampaignProgress) -> None:
+                progress.update(task, completed=p.labeled,
+                                info=f"round {p.round} {p.state.lower()}, {p.outstanding} outstanding")
+
+            n = run_campaign(str(db), until_labels=until_labels, poll=_duration(poll), min_fraction=min_fraction,
+                             round_timeout=_duration(round_timeout) if round_timeout else None, on_progress=show,
+                             should_stop=lambda: stop["flag"], log=lambda m: progress.console.print(m, highlight=False))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    console.print(f"{n} label(s) in {db}" + ("; run `al-loop campaign run` again to resume" if stop["flag"] else ""))
+
+
+@campaign_app.command("status")
+def campaign_status_cmd(db: Annotated[Path, typer.Option(help="Store of the campaign (read-only).")]) -> None:
+    """Per round: sent, labeled, skipped, quarantined, waiting; annotator throughput."""
+    from al_loop.campaign import campaign_status
+
+    rows = campaign_status(str(db))
+    if not rows:
+        raise ConfigError(f"{db} holds no campaign; start one with `al-loop campaign init`")
+    table = Table(title=f"campaign {db}")
+    for col in ("run", "round", "state", "selected", "sent", "labeled", "skipped", "quarantined", "waiting",
+                "labels/hour by annotator"):
+        table.add_column(col)
+    for r in rows:
+        tp = ", ".join(f"{k}: {v}" for k, v in sorted(r["throughput"].items())) or "-"
+        table.add_row(str(r["run_id"]), str(r["round"]), r["state"], str(r["selected"]), str(r["sent"]),
+                      str(r["labeled"]), str(r["skipped"]), str(r["quarantined"]), str(r["waiting"]), Text(tp))
+    out_console.print(table)
+
+
 db_app = typer.Typer(no_args_is_help=True, help="Store maintenance: schema upgrades.")
 app.add_typer(db_app, name="db")
 

@@ -52,11 +52,13 @@ class Controller:
         Receives one-line progress messages.
     round_timeout : float, optional
         Seconds after dispatch after which an incomplete round counts as labeled.
+    min_fraction : float, optional
+        Overrides the run's ``min_fraction`` (share of a round that must be answered).
     """
 
     def __init__(self, store: Store, run_id: int, pool: Pool, learner: Learner, strategy: Strategy,
                  oracle: Oracle, log: Callable[[str], None] | None = None,
-                 round_timeout: float | None = None) -> None:
+                 round_timeout: float | None = None, min_fraction: float | None = None) -> None:
         self.store = store
         self.run_id = run_id
         self.pool = pool
@@ -66,6 +68,7 @@ class Controller:
         self.config = store.config(run_id)
         self.log = log or (lambda _msg: None)
         self.round_timeout = round_timeout
+        self.min_fraction = self.config.min_fraction if min_fraction is None else min_fraction
         self._reconciled = False
         self._class_index = {c: i for i, c in enumerate(pool.classes)}
 
@@ -262,7 +265,7 @@ class Controller:
         crash_point("after_apply")
         prog = self.store.round_progress(self.run_id, idx)
         answered = prog["labeled"] + prog["skipped"] + prog["quarantined"]
-        need = math.ceil(self.config.min_fraction * prog["selected"])
+        need = math.ceil(self.min_fraction * prog["selected"])
         timed_out = False
         if self.round_timeout is not None:
             started = datetime.fromisoformat(since)

@@ -29,11 +29,12 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 class Dataset:
     """A labeled dataset before the split.
 
-    ``X`` has shape (n, ...); ``y`` holds class indices into ``classes``.
+    ``X`` has shape (n, ...); ``y`` holds class indices into ``classes``, or
+    is None for unlabeled data (a real annotation campaign).
     """
 
     X: np.ndarray
-    y: np.ndarray
+    y: np.ndarray | None
     classes: tuple[str, ...]
     kind: str = "tabular"
     texts: list[str] | None = None
@@ -132,9 +133,14 @@ def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
 
 @DATASETS.register("file")
 def load_files(features: str | None = None, labels: str | None = None, label_column: str = "label",
+               classes: list[str] | None = None, unlabeled: bool = False, kind: str = "tabular",
                **_: Any) -> Dataset:
     """User data: ``features`` as ``.npy``, ``.npz`` (keys ``X``/``y`` or ``features``/``labels``) or ``.csv``
-    (with a ``label_column``); ``labels`` as ``.npy``/``.csv``/``.txt`` when not inside the features file."""
+    (with a ``label_column``); ``labels`` as ``.npy``/``.csv``/``.txt`` when not inside the features file.
+
+    ``unlabeled=True`` (campaigns) accepts data without labels; ``classes``
+    then names the classes. ``kind="image"`` shows rows as square grey images.
+    """
     if not features:
         raise ConfigError("dataset 'file' needs --features PATH (.npy, .npz or .csv)")
     fpath = Path(features)
@@ -179,18 +185,59 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
             y_raw = np.load(lpath, allow_pickle=False)
         else:
             y_raw = np.asarray([ln.strip() for ln in lpath.read_text().splitlines() if ln.strip()])
-    if y_raw is None:
+    if y_raw is None and not unlabeled:
         raise DataError(f"no labels for {fpath}; pass --labels PATH or put a label column/array in the file")
     X = np.asarray(X)
     if X.dtype.kind not in "fiub":
         raise DataError(f"features in {fpath} are not numeric (dtype {X.dtype}); convert them to numbers")
     X = X.astype(np.float64)
-    if len(y_raw) != len(X):
+    if y_raw is not None and len(y_raw) != len(X):
         raise DataError(f"the labels file has {len(y_raw)} rows but the features have {len(X)}; "
                         "give exactly one label per feature row")
     check_finite("features", X, "drop or impute those rows")
-    y, classes = _encode_labels(y_raw)
-    return Dataset(X=X, y=y, classes=classes, kind="tabular", name=fpath.stem)
+    if y_raw is None:
+        if not classes:
+            raise ConfigError("unlabeled data needs the class names; pass --labels \"cat,dog,bird\"")
+        return Dataset(X=X, y=None, classes=tuple(classes), kind=kind, name=fpath.stem)
+    y, found = _encode_labels(y_raw)
+    return Dataset(X=X, y=y, classes=found, kind=kind, name=fpath.stem)
+
+
+@DATASETS.register("text")
+def load_texts(path: str | None = None, text_column: str = "text", label_column: str = "label",
+               classes: list[str] | None = None, max_features: int = 5000, **_: Any) -> Dataset:
+    """Texts from a ``.csv`` (``text_column``, optional ``label_column``) or a ``.txt`` (one text per line),
+    featurised with TF-IDF (``max_features`` terms, fitted on all texts; deterministic)."""
+    import csv
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not path:
+        raise ConfigError("dataset 'text' needs --data PATH (.csv with a text column, or .txt)")
+    fpath = Path(path)
+    if not fpath.exists():
+        raise DataError(f"text file {fpath} does not exist; check the --data path")
+    y_raw = None
+    if fpath.suffix.lower() == ".csv":
+        with open(fpath, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows or text_column not in rows[0]:
+            raise DataError(f"{fpath} has no column {text_column!r}; pass --text-column NAME")
+        texts = [r[text_column] for r in rows]
+        if label_column in rows[0]:
+            y_raw = np.asarray([r[label_column] for r in rows])
+    else:
+        texts = [ln for ln in fpath.read_text().splitlines() if ln.strip()]
+    if not texts:
+        raise DataError(f"{fpath} holds no texts; give one text per row")
+    X = TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(texts)
+    X = np.asarray(X.todense(), dtype=np.float32)
+    if y_raw is None:
+        if not classes:
+            raise ConfigError("unlabeled texts need the class names; pass --labels \"spam,ham\"")
+        return Dataset(X=X, y=None, classes=tuple(classes), kind="text", texts=texts, name=fpath.stem)
+    y, found = _encode_labels(y_raw)
+    return Dataset(X=X, y=y, classes=found, kind="text", texts=texts, name=fpath.stem)
 
 
 def load_dataset(name: str, **params: Any) -> Dataset:
@@ -211,6 +258,9 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
     if n == 0:
         raise DataError("the dataset is empty; give at least one labeled row")
     ids = np.arange(n, dtype=np.int64)
+    if dataset.y is None:  # unlabeled (campaign): everything is pool, nothing to test on
+        return Pool(X=dataset.X, ids=ids, classes=dataset.classes, y=None, kind=dataset.kind,
+                    texts=dataset.texts, name=dataset.name)
     counts = np.bincount(dataset.y, minlength=len(dataset.classes))
     stratify = dataset.y if counts[counts > 0].min() >= 2 else None
     try:

@@ -338,6 +338,13 @@ class Store:
                 counts[a.status if a.status in counts else "labeled"] += 1
         return counts
 
+    def round_answers(self, run_id: int, idx: int) -> dict[int, str]:
+        """``{pool_id: annotation_id}`` of the stored answers to round ``idx``'s items."""
+        with self.read() as s:
+            ids = select(SelectionRow.pool_id).where(SelectionRow.run_id == run_id, SelectionRow.round == idx)
+            rows = s.exec(select(LabelRow).where(LabelRow.run_id == run_id, col(LabelRow.pool_id).in_(ids)))
+            return {r.pool_id: r.annotation_id for r in rows if r.annotation_id is not None}
+
     def labels(self, run_id: int) -> list[LabelRow]:
         with self.read() as s:
             return list(s.exec(select(LabelRow).where(LabelRow.run_id == run_id).order_by(LabelRow.pool_id)))
@@ -364,8 +371,10 @@ class Store:
                 LabelRow.run_id == run_id, col(LabelRow.pool_id).in_(ids), LabelRow.status == "labeled")).one()
             skipped = s.exec(select(func.count()).select_from(LabelRow).where(
                 LabelRow.run_id == run_id, col(LabelRow.pool_id).in_(ids), LabelRow.status == "skipped")).one()
+            answered = select(LabelRow.pool_id).where(LabelRow.run_id == run_id)
             quarantined = s.exec(select(func.count(func.distinct(QuarantineRow.pool_id))).where(
-                QuarantineRow.run_id == run_id, QuarantineRow.round == idx)).one()
+                QuarantineRow.run_id == run_id, QuarantineRow.round == idx,
+                col(QuarantineRow.pool_id).not_in(answered))).one()
         return {"selected": int(sel), "sent": int(sent), "labeled": int(labeled), "skipped": int(skipped),
                 "quarantined": int(quarantined), "waiting": int(sel) - int(labeled) - int(skipped)}
 

@@ -1,0 +1,264 @@
+"""Annotation campaigns: the loop chooses, people label in Label Studio, the loop learns.
+
+Plain functions behind ``al-loop campaign init/run/status``. The API key is
+read from an environment variable or a file each time a command starts; the
+store records only *where* to find it (``api_key_env`` / ``api_key_file``),
+never the key, and no message prints it. The Label Studio oracle is reached
+through the ORACLES registry, so this module does not import the SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from al_loop.api import build_learner, build_pool, build_strategy, validate
+from al_loop.config import RunConfig
+from al_loop.controller import Controller
+from al_loop.errors import ConfigError, OracleError, StoreError
+from al_loop.lease import RunLease
+from al_loop.oracle import Oracle
+from al_loop.registry import DATASETS, ORACLES
+from al_loop.store import Store, check_sqlite_file
+from al_loop.types import RunStatus
+
+ORACLE = "label_studio"
+
+
+def resolve_api_key(api_key_env: str | None, api_key_file: str | None) -> str:
+    """The API key from ``$api_key_env`` or the first line of ``api_key_file``."""
+    if api_key_file:
+        path = Path(api_key_file)
+        if not path.exists():
+            raise ConfigError(f"API key file {path} does not exist; pass --api-key-file PATH of a file with the key")
+        key = path.read_text().strip().splitlines()[0].strip() if path.read_text().strip() else ""
+        if not key:
+            raise ConfigError(f"API key file {path} is empty; put the Label Studio access token in it")
+        return key
+    name = api_key_env or "LABEL_STUDIO_API_KEY"
+    key = os.environ.get(name, "").strip()
+    if not key:
+        raise ConfigError(f"environment variable {name} is not set; export it with your Label Studio access token "
+                          "(or pass --api-key-file)")
+    return key
+
+
+def data_source(data: str, classes: Sequence[str], kind: str) -> tuple[str, dict[str, Any]]:
+    """Dataset name and parameters for ``--data`` (a built-in dataset name or a file)."""
+    if kind not in ("image", "text"):
+        raise ConfigError(f"unknown --kind {kind!r}; use image or text")
+    if data in DATASETS and not Path(data).exists():
+        return data, {}
+    path = Path(data)
+    if not path.exists():
+        raise ConfigError(f"--data {data!r} is neither a built-in dataset ({', '.join(DATASETS.names())}) "
+                          "nor an existing file")
+    if kind == "text":
+        return "text", {"path": str(path), "classes": list(classes)}
+    return "file", {"features": str(path), "unlabeled": True, "classes": list(classes), "kind": "image"}
+
+
+@dataclass(frozen=True)
+class CampaignOptions:
+    """What ``campaign init`` records for the oracle (never the key itself)."""
+
+    url: str
+    title: str
+    kind: str = "image"
+    api_key_env: str | None = "LABEL_STUDIO_API_KEY"
+    api_key_file: str | None = None
+
+    def as_params(self) -> dict[str, Any]:
+        return {"url": self.url, "title": self.title, "kind": self.kind, "api_key_env": self.api_key_env,
+                "api_key_file": self.api_key_file}
+
+
+def _oracle_for(store: Store, run_id: int, api_key: str, **extra: Any) -> Oracle:
+    config = store.config(run_id)
+    params = config.oracle_params
+    cls = ORACLES.get(ORACLE)
+    pool = build_pool(config)
+    project = store.oracle_state(run_id, "project_id")
+    if project is None:  # a crash between creating the run and recording the project: adopt by title
+        oracle = cls.for_project(params["url"], api_key, params["title"], pool.classes, params["kind"], **extra)
+        store.set_oracle_state(run_id, "project_id", str(oracle.project_id))
+        return oracle
+    return cls(params["url"], api_key, int(project), pool.classes,
+               previous_answers=lambda r, i: store.round_answers(r, i), **extra)
+
+
+def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, batch: int, init: int,
+                  options: CampaignOptions, learner: str = "logreg", seed: int = 0,
+                  strategy_params: dict[str, Any] | None = None, min_fraction: float = 1.0,
+                  log: Callable[[str], None] | None = None, **oracle_extra: Any) -> int:
+    """Create (or adopt) the project, record the run, and send the seed batch.
+
+    Everything is validated, and the project exists, before the run is written.
+    """
+    log = log or (lambda _m: None)
+    check_sqlite_file(Path(db))
+    if not classes:
+        raise ConfigError('no classes given; pass --labels "cat,dog,bird"')
+    dataset, dataset_params = data_source(data, classes, options.kind)
+    config = RunConfig(dataset=dataset, strategy=strategy, seed=seed, rounds=1_000_000, batch=batch, init=init,
+                       learner=learner, strategy_params=dict(strategy_params or {}), oracle=ORACLE,
+                       oracle_params=options.as_params(), dataset_params=dataset_params, min_fraction=min_fraction)
+    pool = build_pool(config)
+    if tuple(pool.classes) != tuple(classes):
+        raise ConfigError(f"--labels {list(classes)} differ from the classes of {data!r} {list(pool.classes)}; "
+                          "pass the dataset's class names in its order")
+    validate(config, pool, build_learner(config.learner, pool), build_strategy(config.strategy,
+                                                                               config.strategy_params))
+    api_key = resolve_api_key(options.api_key_env, options.api_key_file)
+    oracle = ORACLES.get(ORACLE).for_project(options.url, api_key, options.title, pool.classes, options.kind,
+                                            **oracle_extra)
+    store = Store(db)
+    try:
+        existing = [r for r in store.runs() if r.id is not None and store.config(r.id).oracle == ORACLE
+                    and store.oracle_state(r.id, "project_id") == str(oracle.project_id)]
+        if existing:
+            raise StoreError(f"{db} already drives Label Studio project {oracle.project_id} (run {existing[0].id}); "
+                             "use `al-loop campaign run` to continue it")
+        run_id = store.create_run(config)
+        store.set_oracle_state(run_id, "project_id", str(oracle.project_id))
+        log(f"run {run_id}: Label Studio project {oracle.project_id} ({options.title!r})")
+        ctl = Controller(store, run_id, pool, build_learner(config.learner, pool),
+                         build_strategy(config.strategy, config.strategy_params), oracle, log=log)
+        with RunLease(store, run_id):
+            while store.current_round(run_id).state != "AWAITING":
+                ctl.step()
+        log(f"run {run_id}: sent the seed batch of {len(store.outbox(run_id, 0))} item(s)")
+        return run_id
+    finally:
+        oracle.close()
+        store.close()
+
+
+@dataclass
+class CampaignProgress:
+    run_id: int
+    round: int
+    labeled: int
+    outstanding: int
+    state: str
+
+
+def campaign_runs(store: Store) -> list[int]:
+    return [r.id for r in store.runs() if r.id is not None and store.config(r.id).oracle == ORACLE]
+
+
+def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0, min_fraction: float | None = None,
+                 round_timeout: float | None = None, on_progress: Callable[[CampaignProgress], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep, **oracle_extra: Any) -> int:
+    """Drive the store's unfinished campaign until ``until_labels`` labels, the end, or ``should_stop``.
+
+    Label Studio being down or slow is logged in one line and retried; it never
+    ends the loop. Returns the number of labels in the store at the end.
+    """
+    log = log or (lambda _m: None)
+    should_stop = should_stop or (lambda: False)
+    store = Store(db)
+    try:
+        runs = [r for r in campaign_runs(store) if store.run(r).status == RunStatus.RUNNING.value]
+        if not runs:
+            raise ConfigError(f"{db} has no unfinished campaign; start one with `al-loop campaign init`")
+        run_id = runs[0]
+        params = store.config(run_id).oracle_params
+        api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
+        oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
+        config = store.config(run_id)
+        pool = build_pool(config)
+        ctl = Controller(store, run_id, pool, build_learner(config.learner, pool),
+                         build_strategy(config.strategy, config.strategy_params), oracle, log=log,
+                         round_timeout=round_timeout, min_fraction=min_fraction)
+        try:
+            with RunLease(store, run_id) as lease:
+                return _loop(store, run_id, ctl, lease, until_labels, poll, on_progress, should_stop, log, sleep)
+        finally:
+            oracle.close()
+    finally:
+        store.close()
+
+
+def _labeled(store: Store, run_id: int) -> int:
+    return sum(r.status == "labeled" for r in store.labels(run_id))
+
+
+def _loop(store: Store, run_id: int, ctl: Controller, lease: RunLease, until_labels: int | None, poll: float,
+          on_progress: Callable[[CampaignProgress], None] | None, should_stop: Callable[[], bool],
+          log: Callable[[str], None], sleep: Callable[[float], None]) -> int:
+    failures = 0
+    while not should_stop():
+        lease.check()
+        labeled = _labeled(store, run_id)
+        if until_labels is not None and labeled >= until_labels:
+            log(f"run {run_id}: {labeled} labels reached (--until-labels {until_labels}); stopping")
+            return labeled
+        try:
+            result = ctl.step()
+            failures = 0
+        except OracleError as exc:
+            if getattr(exc, "status", None) in (401, 403):
+                raise
+            failures += 1
+            wait = min(poll * failures, 300.0)
+            log(f"Label Studio: {exc}; state kept, retrying in {wait:.0f} s")
+            _sleep_until(wait, should_stop, sleep)
+            continue
+        if result == "done":
+            log(f"run {run_id}: {store.run(run_id).status}")
+            return _labeled(store, run_id)
+        rnd = store.current_round(run_id)
+        if on_progress is not None:
+            prog = store.round_progress(run_id, rnd.idx)
+            on_progress(CampaignProgress(run_id, rnd.idx, _labeled(store, run_id), prog["waiting"], rnd.state))
+        if result == "waiting":
+            _sleep_until(poll, should_stop, sleep)
+    return _labeled(store, run_id)
+
+
+def _sleep_until(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[float], None]) -> None:
+    end = time.monotonic() + seconds
+    while not should_stop() and time.monotonic() < end:
+        sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+
+def campaign_status(db: str) -> list[dict[str, Any]]:
+    """Per campaign round: sent, labeled, skipped, quarantined, waiting, annotator throughput (labels/hour)."""
+    store = Store(db, readonly=True)
+    try:
+        rows = []
+        for run_id in campaign_runs(store):
+            labels = store.labels(run_id)
+            by_round: dict[int, list[Any]] = {}
+            for lab in labels:
+                by_round.setdefault(lab.round, []).append(lab)
+            for rnd in store.rounds(run_id):
+                prog = store.round_progress(run_id, rnd.idx)
+                rows.append({"run_id": run_id, "round": rnd.idx, "state": rnd.state, **prog,
+                             "throughput": _throughput(by_round.get(rnd.idx, []))})
+        return rows
+    finally:
+        store.close()
+
+
+def _throughput(labels: Sequence[Any]) -> dict[str, float]:
+    """Labels per hour per annotator, from the answers' ``updated_at`` stamps."""
+    stamps: dict[str, list[datetime]] = {}
+    for lab in labels:
+        if lab.updated_at and lab.annotator:
+            try:
+                stamps.setdefault(lab.annotator, []).append(datetime.fromisoformat(lab.updated_at))
+            except ValueError:
+                continue
+    out = {}
+    for who, ts in stamps.items():
+        span = (max(ts) - min(ts)).total_seconds()
+        out[who] = round(len(ts) / (span / 3600.0), 1) if span > 0 else float(len(ts))
+    return out
