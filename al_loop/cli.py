@@ -378,7 +378,10 @@ def list_strategies() -> None:
     """List the registered strategies and what they need from the learner."""
     for name in STRATEGIES.names():
         cls = STRATEGIES.get(name)
-        needs = ",".join(sorted(getattr(cls, "requires", ()))) or "-"
+        try:
+            needs = ",".join(sorted(cls().requires)) or "-"  # defaults; may depend on parameters
+        except Exception:
+            needs = "?"
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         out_console.print(f"{name:20s} needs {needs:12s} {doc}")
 
