@@ -1,0 +1,824 @@
+"""Label Studio oracle: batches become tasks, people's annotations become answers.
+
+This is the only module of al-loop that imports ``label_studio_sdk``; it does so
+lazily (in :func:`connect`), so importing this module, and registering the
+oracle, costs nothing until a campaign actually talks to a server.
+
+Task layout
+-----------
+Each :class:`~al_loop.types.OutboxItem` becomes one task whose ``data`` holds
+the item's payload (``image`` data URI or ``text``) plus ``al_key``
+(``"run:round:pool_id"``), ``al_run``, ``al_round`` and ``al_pool_id``; the
+model's guess (``item.prediction = {"label": name, "score": p}``) is attached
+as a prediction, so annotators see it pre-selected.
+
+Idempotency
+-----------
+Label Studio does not deduplicate imports, and its SDK retries POSTs on its
+own; the client here is built with ``max_retries=0`` and every import is
+preceded by a :meth:`~LabelStudioOracle.lookup` of the keys (one filtered
+listing per ``(run, round)``), so only the missing keys are sent. After an
+ambiguous failure (5xx, dropped connection, timeout) nothing is re-sent
+blindly: the oracle backs off, looks the keys up again, and sends what is still
+missing. If a key nevertheless appears on several tasks (two processes, an old
+client that retried), the lowest task id is kept and the extra tasks that carry
+no annotation are deleted; extra tasks that people already annotated are kept
+and their annotations are merged into the key's answer by :meth:`collect`.
+
+Answers
+-------
+Per task the newest annotation (by ``updated_at``, then id) wins; a cancelled
+annotation (the *Skip* button) is ``"skipped"``; a choice that is not one of the
+run's classes, several choices or none is ``"rejected"`` with a reason (never
+mapped to a class); when several annotations disagree, ``disagreement`` lists
+them all, newest first. Label Studio deletes annotations for good, so an answer
+withdrawn by a person is detected by comparison with what was reported before:
+the ``previous_answers`` callback (the store's view: ``{pool_id:
+annotation_id}`` for the round) or, without it, what this oracle object
+reported earlier; such an item is answered ``"deleted"``.
+
+Faults
+------
+A server that is down, times out, or answers 5xx/408/429 is retried with
+exponential backoff (capped; ``Retry-After`` honoured) until
+``LabelStudioRetry.max_wait`` seconds of waiting per call, then a one-line
+:class:`~al_loop.errors.OracleError` is raised; reads are simply repeated and
+writes go through lookup first, so nothing is lost or doubled. A rejected API
+key raises at once, naming ``LABEL_STUDIO_API_KEY``. The key itself never
+appears in messages, logs or reprs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from xml.sax.saxutils import quoteattr
+
+from al_loop.errors import ConfigError, DataError, OracleError
+from al_loop.oracle import Oracle
+from al_loop.registry import ORACLES
+from al_loop.types import Answer, OutboxItem
+
+if TYPE_CHECKING:
+    from label_studio_sdk import LabelStudio
+
+T = TypeVar("T")
+
+#: ``name`` of the Choices control and of the data field per kind.
+CONTROL_NAME = "label"
+KINDS = {"image": "Image", "text": "Text"}
+MODEL_VERSION = "al-loop"
+ENV_URL = "LABEL_STUDIO_URL"
+ENV_API_KEY = "LABEL_STUDIO_API_KEY"
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class LabelStudioRetry:
+    """How the oracle waits for a server that is down, slow or rate-limiting.
+
+    Attributes
+    ----------
+    max_wait : float
+        Seconds of backoff one public call (``submit``, ``lookup``, ``collect``)
+        may spend in total before it raises :class:`OracleError`.
+    initial_delay, max_delay : float
+        First backoff delay and its cap (seconds); the delay doubles per retry.
+        A ``Retry-After`` header overrides the computed delay.
+    timeout : float
+        Seconds one HTTP request may take.
+    batch_size : int
+        Tasks per import request.
+    """
+
+    max_wait: float = 300.0
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
+    timeout: float = 60.0
+    batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("max_wait", "initial_delay", "max_delay", "timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"LabelStudioRetry.{name} must be a finite number >= 0, got {value!r}")
+        if self.timeout <= 0:
+            raise ConfigError(f"LabelStudioRetry.timeout must be > 0 seconds, got {self.timeout!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ConfigError(f"LabelStudioRetry.batch_size must be an int >= 1, got {self.batch_size!r}")
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def labeling_config(classes: Sequence[str], kind: str) -> str:
+    """Label Studio XML for single-choice classification of images or texts.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        Class names, in display order; each becomes a ``<Choice value=...>``.
+    kind : {"image", "text"}
+        What an annotator sees: ``$image`` (URL or data URI) or ``$text``.
+
+    Returns
+    -------
+    str
+        The ``label_config`` of the project. Annotators use *Skip* for an item
+        that fits no class; it comes back as a ``"skipped"`` answer.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"Label Studio campaigns need kind 'image' or 'text', got {kind!r}; use an image or text pool")
+    names = [str(c) for c in classes]
+    if not names:
+        raise ConfigError("no classes for the Label Studio project; give at least one class name")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"class names repeat in {names}; give each class once")
+    if any(not n.strip() for n in names):
+        raise ConfigError(f"empty class name in {names}; give every class a visible name")
+    choices = "\n".join(f"    <Choice value={quoteattr(n)}/>" for n in names)
+    return (
+        "<View>\n"
+        f"  <{KINDS[kind]} name=\"{kind}\" value=\"${kind}\"/>\n"
+        "  <Header value=\"Pick the class; press Skip if none fits\"/>\n"
+        f"  <Choices name=\"{CONTROL_NAME}\" toName=\"{kind}\" choice=\"single\" showInline=\"true\" required=\"true\">\n"
+        f"{choices}\n"
+        "  </Choices>\n"
+        "</View>"
+    )
+
+
+def parse_labeling_config(config: str) -> tuple[str | None, tuple[str, ...]]:
+    """``(kind, classes)`` of a project's label config (``kind`` None if not image/text).
+
+    Reads the first ``<Choices>`` control (``name="label"`` preferred) and the
+    object tag it points to.
+    """
+    try:
+        root = ET.fromstring(config)
+    except ET.ParseError as exc:
+        raise OracleError(f"the project's label config is not valid XML ({exc}); fix it in Label Studio's settings") from None
+    controls = [el for el in root.iter() if el.tag == "Choices"]
+    if not controls:
+        return None, ()
+    control = next((el for el in controls if el.get("name") == CONTROL_NAME), controls[0])
+    classes = tuple(ch.get("value", "") for ch in control.iter("Choice"))
+    target = control.get("toName")
+    kind = None
+    for el in root.iter():
+        if el.get("name") == target and el.tag in KINDS.values():
+            kind = next(k for k, tag in KINDS.items() if tag == el.tag)
+    return kind, classes
+
+
+def parse_key(key: str) -> tuple[int, int, int]:
+    """``(run_id, round, pool_id)`` of a key ``"run:round:pool_id"``."""
+    parts = key.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        run, round_, pool_id = (int(p) for p in parts)
+    except ValueError:
+        raise DataError(f"malformed item key {key!r}; keys are 'run:round:pool_id' (OutboxItem.key)") from None
+    return run, round_, pool_id
+
+
+def task_for(item: OutboxItem, classes: Sequence[str]) -> dict[str, Any]:
+    """The Label Studio task (data + prediction) for one outbox item."""
+    payload = item.payload if isinstance(item.payload, Mapping) else {}
+    if not any(k in payload for k in KINDS):
+        raise DataError(
+            f"item {item.key} has no 'image' or 'text' in its payload; Label Studio campaigns need an image or text pool"
+        )
+    data = {k: v for k, v in payload.items() if k in KINDS}
+    data.update(al_key=item.key, al_run=item.run_id, al_round=item.round, al_pool_id=item.pool_id)
+    task: dict[str, Any] = {"data": data}
+    pred = item.prediction or {}
+    label = pred.get("label")
+    if label is not None and str(label) in classes:
+        obj = next(k for k in KINDS if k in data)
+        result = {"from_name": CONTROL_NAME, "to_name": obj, "type": "choices", "value": {"choices": [str(label)]}}
+        score = pred.get("score")
+        prediction: dict[str, Any] = {"model_version": f"{MODEL_VERSION}:{item.run_id}:{item.round}", "result": [result]}
+        if isinstance(score, int | float) and math.isfinite(score):
+            prediction["score"] = float(score)
+        task["predictions"] = [prediction]
+    return task
+
+
+def _stamp(annotation: Mapping[str, Any]) -> tuple[datetime, int]:
+    """Sort key of an annotation: ``(updated_at or created_at, id)``."""
+    raw = annotation.get("updated_at") or annotation.get("created_at")
+    when = datetime.min
+    if isinstance(raw, datetime):
+        when = raw
+    elif isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when, int(annotation.get("id") or 0)
+
+
+def _as_dict(obj: Any) -> Mapping[str, Any] | None:
+    """An annotation as a plain mapping (the SDK gives dicts or pydantic models, by endpoint)."""
+    if isinstance(obj, Mapping):
+        return obj
+    dump = getattr(obj, "model_dump", None) or getattr(obj, "dict", None)
+    if callable(dump):
+        out = dump()
+        return out if isinstance(out, Mapping) else None
+    return None
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _outcome(annotation: Mapping[str, Any], classes: Sequence[str]) -> tuple[str, str | None, str | None]:
+    """``(status, label, reason)`` of one annotation."""
+    if annotation.get("was_cancelled"):
+        return "skipped", None, None
+    results = [r for r in annotation.get("result") or [] if isinstance(r, Mapping) and r.get("type") == "choices"]
+    ours = [r for r in results if r.get("from_name") == CONTROL_NAME] or results
+    picked: list[str] = []
+    for r in ours:
+        picked.extend(str(c) for c in (r.get("value") or {}).get("choices") or [])
+    if not picked:
+        return "rejected", None, "the annotation holds no choice"
+    if len(picked) > 1:
+        return "rejected", None, f"several choices {picked} in a single-choice task"
+    if picked[0] not in classes:
+        return "rejected", None, f"choice {picked[0]!r} is not a class of this run (classes: {', '.join(classes)})"
+    return "labeled", picked[0], None
+
+
+def answer_from_annotations(
+    pool_id: int,
+    annotations: Iterable[Mapping[str, Any]],
+    classes: Sequence[str],
+    annotators: Mapping[int, str] | None = None,
+) -> Answer | None:
+    """The answer about one item from the annotations on its task(s).
+
+    Parameters
+    ----------
+    pool_id : int
+        Global pool id of the item.
+    annotations : iterable of dict
+        Label Studio annotation JSON (``id``, ``result``, ``was_cancelled``,
+        ``updated_at``, ``completed_by``, ...), in any order.
+    classes : sequence of str
+        Valid class names.
+    annotators : mapping, optional
+        User id -> name (e-mail) for the ``annotator`` field.
+
+    Returns
+    -------
+    Answer or None
+        The newest annotation's answer (``None`` when there is no annotation),
+        with ``disagreement`` set when annotations differ.
+    """
+    anns = sorted(annotations, key=_stamp, reverse=True)
+    if not anns:
+        return None
+    names = annotators or {}
+
+    def who(a: Mapping[str, Any]) -> str | None:
+        uid = a.get("completed_by")
+        if isinstance(uid, Mapping):
+            uid = uid.get("id")
+        if uid is None:
+            return None
+        return names.get(int(uid), f"user {uid}")
+
+    outcomes = [_outcome(a, classes) for a in anns]
+    newest, (status, label, reason) = anns[0], outcomes[0]
+    disagreement = None
+    if len(anns) > 1:
+        def short(o: tuple[str, str | None, str | None], a: Mapping[str, Any]) -> str:
+            text = o[1] if o[0] == "labeled" else ("skip" if o[0] == "skipped" else "invalid")
+            return f"{text}({who(a) or '?'})"
+
+        if len({(o[0], o[1]) for o in outcomes}) > 1 or any(o[0] == "rejected" for o in outcomes):
+            disagreement = " vs ".join(short(o, a) for o, a in zip(outcomes, anns, strict=True))
+    return Answer(
+        pool_id=int(pool_id),
+        status=status,
+        label=label,
+        reason=reason,
+        annotation_id=str(newest.get("id")),
+        updated_at=_iso(newest.get("updated_at") or newest.get("created_at")),
+        annotator=who(newest),
+        disagreement=disagreement,
+    )
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def connect(url: str, api_key: str, timeout: float = 60.0) -> LabelStudio:
+    """A Label Studio client that never retries by itself (``max_retries=0``).
+
+    Both arguments are always passed: the SDK would otherwise read
+    ``LABEL_STUDIO_API_KEY`` at import time and default to ``localhost:8000``.
+    """
+    if not url:
+        raise ConfigError(f"no Label Studio URL; set {ENV_URL} (e.g. source DIR/env after scripts/labelstudio.sh start DIR)")
+    if not api_key:
+        raise ConfigError(f"no Label Studio API key; set {ENV_API_KEY} (scripts/labelstudio.sh start writes it to DIR/env)")
+    import httpx
+    from label_studio_sdk import LabelStudio
+
+    http = httpx.Client(timeout=timeout, follow_redirects=True)
+    return LabelStudio(base_url=url.rstrip("/"), api_key=api_key, max_retries=0, httpx_client=http)
+
+
+class LabelStudioHTTPError(OracleError):
+    """Label Studio answered an HTTP error that retrying will not fix (``status`` holds the code)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Transient(Exception):
+    """A failure worth retrying; ``retry_after`` in seconds when the server said so."""
+
+    def __init__(self, what: str, retry_after: float | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    raw = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class _Backoff:
+    """Exponential backoff with a total budget; one per public call.
+
+    The budget counts from the first failure and includes the time the failed
+    requests themselves took (a server that hangs until the timeout uses it up
+    as surely as one that refuses at once).
+    """
+
+    def __init__(self, retry: LabelStudioRetry, url: str, sleep: Callable[[float], None],
+                 clock: Callable[[], float]) -> None:
+        self.retry, self.url, self.sleep, self.clock = retry, url, sleep, clock
+        self.slept = 0.0
+        self.attempt = 0
+        self.first_failure: float | None = None
+
+    @property
+    def waited(self) -> float:
+        since = 0.0 if self.first_failure is None else self.clock() - self.first_failure
+        return max(self.slept, since)
+
+    def wait(self, op: str, failure: _Transient) -> None:
+        """Sleep before the next try, or raise :class:`OracleError` when the budget is spent."""
+        if self.first_failure is None:
+            self.first_failure = self.clock()
+        left = self.retry.max_wait - self.waited
+        delay = min(self.retry.max_delay, self.retry.initial_delay * 2.0**self.attempt)
+        if failure.retry_after is not None:
+            delay = failure.retry_after
+        if left <= 0 or delay > left + 1e-9:
+            raise OracleError(
+                f"Label Studio at {self.url} failed to {op} ({failure.what}) after {self.attempt + 1} tries "
+                f"and {self.waited:.0f}s of waiting; check the server and rerun (nothing was lost), "
+                f"or raise the retry budget (max_wait={self.retry.max_wait:g}s)"
+            )
+        self.sleep(delay)
+        self.slept += delay
+        self.attempt += 1
+
+
+def _classify(exc: BaseException, url: str, op: str) -> _Transient:
+    """Map an SDK/httpx exception to :class:`_Transient`, or raise a one-line OracleError."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    if isinstance(exc, ApiError):
+        status = exc.status_code or 0
+        if status in (401, 403):
+            raise OracleError(
+                f"Label Studio at {url} refused the API key (HTTP {status}) while trying to {op}; "
+                f"set {ENV_API_KEY} to a valid token of that server (scripts/labelstudio.sh writes it to DIR/env)"
+            ) from None
+        if status >= 500 or status in (408, 409, 429):
+            return _Transient(f"HTTP {status}", _retry_after(exc.headers))
+        detail = exc.body.get("detail") if isinstance(exc.body, Mapping) else exc.body
+        detail = " ".join(str(detail).split())[:200]
+        raise LabelStudioHTTPError(
+            f"Label Studio at {url} answered HTTP {status} to {op}: {detail}; check the project id and settings",
+            status,
+        ) from None
+    if isinstance(exc, httpx.TransportError):
+        return _Transient(type(exc).__name__)
+    raise exc
+
+
+def _call(fn: Callable[[], T], *, op: str, url: str, backoff: _Backoff | None) -> T:
+    """Run an idempotent request, retrying transient failures with ``backoff`` (None: once)."""
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classified just below; anything unknown re-raises
+            failure = _classify(exc, url, op)
+            if backoff is None:
+                raise failure from None
+            backoff.wait(op, failure)
+
+
+# --------------------------------------------------------------------------- projects
+
+
+def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind: str,
+                   retry: LabelStudioRetry | None = None) -> int:
+    """Create the campaign's project, or adopt the existing one with this title.
+
+    Parameters
+    ----------
+    client : LabelStudio
+        From :func:`connect`.
+    title : str
+        Project title; an existing project with exactly this title is adopted.
+    classes : sequence of str
+        The run's class names.
+    kind : {"image", "text"}
+        What annotators see.
+    retry : LabelStudioRetry, optional
+        Backoff settings for a server that is down or busy.
+
+    Returns
+    -------
+    int
+        The project id (record it in the store with the run).
+
+    Raises
+    ------
+    OracleError
+        When the adopted project's label config names other classes (order is
+        ignored) or another kind of data, or several projects have the title.
+    """
+    config = labeling_config(classes, kind)
+    retry = retry or LabelStudioRetry()
+    url = client._client_wrapper.get_base_url()
+    backoff = _Backoff(retry, url, time.sleep, time.monotonic)
+    matches = [p for p in _all_projects(client, url, backoff) if p.title == title]
+    if len(matches) > 1:
+        ids = sorted(int(p.id) for p in matches)
+        raise OracleError(f"{len(matches)} Label Studio projects are titled {title!r} (ids {ids}); rename all but one or pass the project id")
+    if matches:
+        project = _call(lambda: client.projects.get(id=matches[0].id), op="read the project", url=url, backoff=backoff)
+        have_kind, have = parse_labeling_config(project.label_config or "")
+        if sorted(have) != sorted(str(c) for c in classes):
+            raise OracleError(
+                f"Label Studio project {project.id} ({title!r}) has classes {list(have)}, the run has {list(classes)}; "
+                "use another project title or fix the project's labeling interface"
+            )
+        if have_kind != kind:
+            raise OracleError(
+                f"Label Studio project {project.id} ({title!r}) shows {have_kind or 'no image/text'} data, "
+                f"the run needs {kind}; use another project title"
+            )
+        return int(project.id)
+    # Creating is not idempotent: after an ambiguous failure, look for the title before trying again.
+    while True:
+        try:
+            created = client.projects.create(title=title, label_config=config,
+                                             description="al-loop active learning campaign")
+            return int(created.id)
+        except Exception as exc:  # noqa: BLE001
+            failure = _classify(exc, url, "create the project")
+            backoff.wait("create the project", failure)
+            found = [p for p in _all_projects(client, url, backoff) if p.title == title]
+            if found:
+                return min(int(p.id) for p in found)
+
+
+def _all_projects(client: LabelStudio, url: str, backoff: _Backoff) -> list[Any]:
+    out: list[Any] = []
+    page = 1
+    while True:
+        pager = _call(lambda p=page: client.projects.list(page=p, page_size=100),  # type: ignore[misc]
+                      op="list projects", url=url, backoff=backoff)
+        items = list(pager.items or [])
+        out.extend(items)
+        if not items or getattr(pager.response, "next", None) is None:
+            return out
+        page += 1
+
+
+# --------------------------------------------------------------------------- the oracle
+
+
+@ORACLES.register("label_studio")
+class LabelStudioOracle(Oracle):
+    """Oracle backed by a Label Studio project (people answer asynchronously).
+
+    Parameters
+    ----------
+    url : str
+        Server URL, e.g. ``http://127.0.0.1:8085``.
+    api_key : str
+        A user's access token (legacy ``Token``); never shown in messages.
+    project_id : int
+        The project (see :func:`ensure_project` / :meth:`for_project`).
+    classes : sequence of str
+        The run's class names; any other answer is rejected, never mapped.
+    retry : LabelStudioRetry, optional
+        Backoff and batching settings.
+    previous_answers : callable, optional
+        ``(run_id, round) -> {pool_id: annotation_id}`` of the answers the
+        store holds for the round; lets :meth:`collect` report deletions made
+        while this process was not running. Without it, deletions are found
+        relative to what this object reported earlier.
+    sleep, clock : callable, optional
+        Injected by tests (defaults ``time.sleep`` / ``time.monotonic``).
+    """
+
+    name = "label_studio"
+    needs_hidden_labels = False
+    #: tasks per listing request
+    page_size: int = 1000
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        project_id: int,
+        classes: Sequence[str],
+        retry: LabelStudioRetry | None = None,
+        previous_answers: Callable[[int, int], Mapping[int, str]] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._api_key = api_key
+        self.project_id = int(project_id)
+        self.classes = tuple(str(c) for c in classes)
+        self.retry = retry or LabelStudioRetry()
+        self.previous_answers = previous_answers
+        self.sleep = sleep
+        self.clock = clock
+        self.client_: LabelStudio | None = None
+        self.reported_: dict[tuple[int, int], dict[int, str]] = {}
+        self.annotators_: dict[int, str] = {}
+
+    def __repr__(self) -> str:
+        return f"LabelStudioOracle(url={self.url!r}, project_id={self.project_id}, classes={list(self.classes)})"
+
+    # ----------------------------------------------------------------- construction helpers
+
+    @classmethod
+    def for_project(cls, url: str, api_key: str, title: str, classes: Sequence[str], kind: str,
+                    **kwargs: Any) -> LabelStudioOracle:
+        """Ensure the project titled ``title`` (create or adopt) and return an oracle on it."""
+        retry = kwargs.get("retry") or LabelStudioRetry()
+        client = connect(url, api_key, retry.timeout)
+        project_id = ensure_project(client, title, classes, kind, retry)
+        oracle = cls(url, api_key, project_id, classes, **kwargs)
+        oracle.client_ = client
+        return oracle
+
+    @classmethod
+    def from_env(cls, project_id: int, classes: Sequence[str], **kwargs: Any) -> LabelStudioOracle:
+        """An oracle on ``project_id`` using ``LABEL_STUDIO_URL`` / ``LABEL_STUDIO_API_KEY``."""
+        url, key = os.environ.get(ENV_URL, ""), os.environ.get(ENV_API_KEY, "")
+        if not url or not key:
+            raise ConfigError(
+                f"set {ENV_URL} and {ENV_API_KEY} (scripts/labelstudio.sh start DIR writes them to DIR/env)"
+            )
+        return cls(url, key, project_id, classes, **kwargs)
+
+    @property
+    def client(self) -> LabelStudio:
+        if self.client_ is None:
+            self.client_ = connect(self.url, self._api_key, self.retry.timeout)
+        return self.client_
+
+    def close(self) -> None:
+        if self.client_ is not None:
+            wrapper = getattr(self.client_, "_client_wrapper", None)
+            http = getattr(getattr(wrapper, "httpx_client", None), "httpx_client", None)
+            if http is not None:
+                http.close()
+            self.client_ = None
+
+    def _backoff(self) -> _Backoff:
+        return _Backoff(self.retry, self.url, self.sleep, self.clock)
+
+    def _read(self, fn: Callable[[], T], op: str, backoff: _Backoff) -> T:
+        return _call(fn, op=op, url=self.url, backoff=backoff)
+
+    # ----------------------------------------------------------------- reading tasks
+
+    def _round_tasks(self, run_id: int, round_: int, backoff: _Backoff, *, full: bool,
+                     counter: str | None = None) -> list[Any]:
+        """Tasks of ``(run, round)``; ``full`` adds annotations (else id + data only).
+
+        ``counter`` (``"total_annotations"`` / ``"cancelled_annotations"``) keeps only
+        tasks where it is > 0: listing annotations is ~5 ms per task on the
+        community server, so ``collect`` asks only for the answered ones.
+        """
+        items = [
+            {"filter": "filter:tasks:data.al_run", "operator": "equal", "type": "Number", "value": int(run_id)},
+            {"filter": "filter:tasks:data.al_round", "operator": "equal", "type": "Number", "value": int(round_)},
+        ]
+        if counter is not None:
+            items.append({"filter": f"filter:tasks:{counter}", "operator": "greater", "type": "Number", "value": 0})
+        query = json.dumps({"filters": {"conjunction": "and", "items": items}})
+        extra: dict[str, Any] = {"fields": "all"} if full else {"include": "id,data,total_annotations,cancelled_annotations"}
+        out: list[Any] = []
+        page = 1
+        while True:
+            def fetch(p: int = page) -> Any:
+                return self.client.tasks.list(project=self.project_id, query=query, page=p,
+                                              page_size=self.page_size, **extra)
+
+            try:
+                pager = self._read(fetch, "list tasks", backoff)
+            except LabelStudioHTTPError as exc:
+                if exc.status == 404 and page > 1:  # "Invalid page": the listing shrank meanwhile
+                    return out
+                raise
+            items = list(pager.items or [])
+            out.extend(items)
+            total = getattr(pager.response, "total", None)
+            # "total" rather than a short page: the server may cap page_size below ours.
+            if not items or (len(out) >= total if isinstance(total, int) else len(items) < self.page_size):
+                return out
+            page += 1
+
+    def _find(self, keys: Sequence[str], backoff: _Backoff) -> dict[str, list[int]]:
+        """``{key: sorted task ids}`` for the keys present in the project."""
+        wanted = set(keys)
+        groups = {parse_key(k)[:2] for k in wanted}
+        found: dict[str, list[int]] = defaultdict(list)
+        for run_id, round_ in sorted(groups):
+            for task in self._round_tasks(run_id, round_, backoff, full=False):
+                key = (task.data or {}).get("al_key")
+                if key in wanted:
+                    found[key].append(int(task.id))
+        return {k: sorted(v) for k, v in found.items()}
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        """``{key: task id}`` (lowest id when a key sits on several tasks) for keys in the project."""
+        found = self._find(list(keys), self._backoff())
+        return {k: str(ids[0]) for k, ids in found.items()}
+
+    # ----------------------------------------------------------------- submitting
+
+    def submit(self, items: Sequence[OutboxItem]) -> dict[str, str]:
+        """Create a task for each item the project does not hold yet.
+
+        Returns
+        -------
+        dict
+            ``{key: task id}`` for every item (new or already there).
+        """
+        if not items:
+            return {}
+        by_key = {it.key: it for it in items}
+        tasks = {k: task_for(it, self.classes) for k, it in by_key.items()}  # bad payloads fail before any send
+        backoff = self._backoff()
+        clean_sends = 0
+        while True:
+            found = self._find(list(by_key), backoff)
+            missing = [k for k in by_key if k not in found]
+            if not missing:
+                break
+            if clean_sends >= 2:
+                raise OracleError(
+                    f"Label Studio project {self.project_id} accepted {len(missing)} task(s) but does not list them "
+                    f"(e.g. {missing[0]}); check that the project's tasks keep their 'al_key' data field"
+                )
+            clean_sends += 1
+            size = self.retry.batch_size
+            for start in range(0, len(missing), size):
+                chunk = [tasks[k] for k in missing[start:start + size]]
+                try:
+                    _call(lambda c=chunk: self.client.projects.import_tasks(  # type: ignore[misc]
+                        id=self.project_id, request=c, return_task_ids=True),
+                        op="import tasks", url=self.url, backoff=None)
+                except _Transient as failure:
+                    # Ambiguous: the server may have committed. Wait, then look up before re-sending.
+                    backoff.wait("import tasks", failure)
+                    clean_sends = 0
+                    break
+        self._drop_duplicates({k: ids for k, ids in found.items() if len(ids) > 1}, backoff)
+        return {k: str(found[k][0]) for k in by_key}
+
+    def _drop_duplicates(self, dups: Mapping[str, list[int]], backoff: _Backoff) -> None:
+        """Delete extra tasks of a key (all but the lowest id) that nobody annotated."""
+        for _key, ids in sorted(dups.items()):
+            for task_id in ids[1:]:
+                task = self._read(lambda t=task_id: self.client.tasks.get(id=str(t)),  # type: ignore[misc]
+                                  "read a duplicate task", backoff)
+                if (task.total_annotations or 0) + (task.cancelled_annotations or 0) > 0 or task.annotations:
+                    continue
+                try:
+                    self._read(lambda t=task_id: self.client.tasks.delete(id=str(t)),  # type: ignore[misc]
+                               "delete a duplicate task", backoff)
+                except LabelStudioHTTPError as exc:
+                    if exc.status != 404:  # 404: already gone (a retried delete)
+                        raise
+
+    # ----------------------------------------------------------------- collecting
+
+    def _annotator_names(self, ids: set[int], backoff: _Backoff) -> Mapping[int, str]:
+        if ids - set(self.annotators_):
+            try:
+                users = self._read(lambda: self.client.users.list(), "list users", backoff)
+                for u in users:
+                    self.annotators_[int(u.id)] = u.email or u.username or f"user {u.id}"
+            except OracleError:
+                pass  # names are cosmetic; "user <id>" is used instead
+        return self.annotators_
+
+    def collect(self, run_id: int, round_: int) -> list[Answer]:
+        """Current answers for the round's items, one per answered (or withdrawn) item.
+
+        Returns
+        -------
+        list of Answer
+            Sorted by pool id: ``labeled`` / ``skipped`` / ``rejected`` for items
+            with an annotation; ``deleted`` for items answered before (per
+            ``previous_answers`` or this object's memory) whose annotations are gone.
+            Unanswered items are absent (the answers may be partial).
+        """
+        backoff = self._backoff()
+        before = (dict(self.previous_answers(run_id, round_)) if self.previous_answers is not None
+                  else self.reported_.get((run_id, round_), {}))
+        tasks = {t.id: t for counter in ("total_annotations", "cancelled_annotations")
+                 for t in self._round_tasks(run_id, round_, backoff, full=True, counter=counter)}
+        answered = {int((t.data or {}).get("al_pool_id", -1)) for t in tasks.values()}
+        gone = {int(p) for p in before} - answered
+        present: set[int] = set()
+        if gone:
+            # Answered before, not listed as answered now: check each such task on its own
+            # rather than trusting the counters the filter used.
+            for light in self._round_tasks(run_id, round_, backoff, full=False):
+                pool_id = int((light.data or {}).get("al_pool_id", -1))
+                if pool_id in gone:
+                    present.add(pool_id)
+                    if (light.total_annotations or 0) + (light.cancelled_annotations or 0) > 0:
+                        tasks[light.id] = self._read(lambda t=light.id: self.client.tasks.get(id=str(t)),  # type: ignore[misc]
+                                                     "read a task", backoff)
+        per_item: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+        for task in tasks.values():
+            data = task.data or {}
+            if str(data.get("al_key", "")) != f"{run_id}:{round_}:{data.get('al_pool_id')}":
+                continue
+            pool_id = int(data["al_pool_id"])
+            per_item[pool_id].extend(d for d in map(_as_dict, task.annotations or []) if d is not None)
+        user_ids = {int(a["completed_by"]) for anns in per_item.values() for a in anns
+                    if isinstance(a.get("completed_by"), int)}
+        names = self._annotator_names(user_ids, backoff) if user_ids else {}
+        answers: dict[int, Answer] = {}
+        for pool_id, anns in per_item.items():
+            answer = answer_from_annotations(pool_id, anns, self.classes, names)
+            if answer is not None:
+                answers[pool_id] = answer
+        for pool_id, annotation_id in before.items():
+            if int(pool_id) not in answers and annotation_id is not None:
+                answers[int(pool_id)] = Answer(
+                    pool_id=int(pool_id), status="deleted", annotation_id=str(annotation_id),
+                    reason="the annotation was deleted in Label Studio"
+                    if int(pool_id) in present else "the task was deleted in Label Studio",
+                )
+        self.reported_[(run_id, round_)] = {
+            p: a.annotation_id for p, a in answers.items() if a.status != "deleted" and a.annotation_id
+        }
+        return [answers[p] for p in sorted(answers)]
