@@ -85,7 +85,8 @@ def _oracle_for(store: Store, run_id: int, api_key: str, **extra: Any) -> Oracle
     pool = build_pool(config)
     project = store.oracle_state(run_id, "project_id")
     if project is None:  # a crash between creating the run and recording the project: adopt by title
-        oracle = cls.for_project(params["url"], api_key, params["title"], pool.classes, params["kind"], **extra)
+        oracle = cls.for_project(params["url"], api_key, params["title"], pool.classes, params["kind"],
+                                 previous_answers=lambda r, i: store.round_answers(r, i), **extra)
         store.set_oracle_state(run_id, "project_id", str(oracle.project_id))
         return oracle
     return cls(params["url"], api_key, int(project), pool.classes,

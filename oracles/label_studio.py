@@ -570,6 +570,8 @@ class LabelStudioOracle(Oracle):
 
     name = "label_studio"
     needs_hidden_labels = False
+    #: answers arrive later and may change (the controller pulls earlier rounds before training)
+    asynchronous = True
     #: tasks per listing request
     page_size: int = 1000
 
