@@ -21,6 +21,11 @@ class Oracle(ABC):
     name: ClassVar[str] = ""
     #: True when the oracle needs the hidden labels of the pool (simulation).
     needs_hidden_labels: ClassVar[bool] = False
+    #: True when answers arrive later and may change after a round closed (people);
+    #: the controller then pulls every earlier round before it trains.
+    asynchronous: ClassVar[bool] = False
+    #: False when the oracle needs no payloads (saves rendering images for simulations).
+    wants_payload: ClassVar[bool] = True
 
     @abstractmethod
     def submit(self, items: Sequence[OutboxItem]) -> dict[str, str]:

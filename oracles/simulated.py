@@ -44,6 +44,7 @@ class SimulatedOracle(Oracle):
 
     name = "simulated"
     needs_hidden_labels = True
+    wants_payload = False
 
     def __init__(self, pool: Pool, seed: int, config: SimulatedOracleConfig | None = None) -> None:
         self.pool = pool
