@@ -83,13 +83,20 @@ def start_run(store: Store, config: RunConfig) -> int:
 
 
 def controller_for(store: Store, run_id: int, log: Callable[[str], None] | None = None,
-                   oracle: Oracle | None = None, **oracle_extra: Any) -> Controller:
-    """Rebuild a run's controller from the store alone."""
+                   oracle: Oracle | None = None, runner: Any = None, **oracle_extra: Any) -> Controller:
+    """Rebuild a run's controller from the store alone.
+
+    ``runner`` (from :func:`al_loop.distributed.cluster_session`) routes pool
+    scoring and selection through Dask; None keeps everything in-process.
+    """
+    from al_loop.distributed import maybe_distribute
+
     config = store.config(run_id)
     pool = build_pool(config)
     learner = build_learner(config.learner, pool)
     strategy = build_strategy(config.strategy, config.strategy_params)
     validate(config, pool, learner, strategy)
+    strategy = maybe_distribute(strategy, runner)
     oracle = oracle or build_oracle(config, pool, **oracle_extra)
     return Controller(store, run_id, pool, learner, strategy, oracle, log=log)
 
@@ -126,16 +133,23 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
 
 
 def run_configs(db: str, configs: Sequence[RunConfig], on_round: Callable[[int, str], None] | None = None,
-                log: Callable[[str], None] | None = None) -> list[int]:
-    """Create one run per config in ``db`` and drive each to the end; return the run ids."""
-    store = Store(db)
-    try:
-        run_ids = [store.create_run(cfg) for cfg in configs]
-        for run_id in run_ids:
-            _drive(store, run_id, on_round, log)
-        return run_ids
-    finally:
-        store.close()
+                log: Callable[[str], None] | None = None, cluster: str | None = None) -> list[int]:
+    """Create one run per config in ``db`` and drive each to the end; return the run ids.
+
+    ``cluster`` (``sync``, ``local:N`` or a scheduler address) scores the pool and
+    selects on Dask; the store is written by this process only.
+    """
+    from al_loop.distributed import cluster_session
+
+    with cluster_session(cluster) as runner:  # a bad spec fails before the store is touched
+        store = Store(db)
+        try:
+            run_ids = [store.create_run(cfg) for cfg in configs]
+            for run_id in run_ids:
+                _drive(store, run_id, on_round, log, runner)
+            return run_ids
+        finally:
+            store.close()
 
 
 def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[int] = (0,), rounds: int = 10,
@@ -144,7 +158,8 @@ def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[i
              dataset_params: dict[str, Any] | None = None, noise_rate: float = 0.0, skip_rate: float = 0.0,
              query_ids: Sequence[int] = (), private_ids: Sequence[int] = (),
              on_round: Callable[[int, str], None] | None = None,
-             log: Callable[[str], None] | None = None, options: dict[str, Any] | None = None) -> list[int]:
+             log: Callable[[str], None] | None = None, options: dict[str, Any] | None = None,
+             cluster: str | None = None) -> list[int]:
     """Run every strategy x seed to the end (one run each); return the run ids.
 
     Every configuration, and the store file, is checked before anything is written.
@@ -152,12 +167,12 @@ def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[i
     check_sqlite_file(Path(db))
     configs = plan_simulation(dataset, strategies, seeds, rounds, batch, init, learner, strategy_params,
                               dataset_params, noise_rate, skip_rate, query_ids, private_ids, options)
-    return run_configs(db, configs, on_round, log)
+    return run_configs(db, configs, on_round, log, cluster)
 
 
 def _drive(store: Store, run_id: int, on_round: Callable[[int, str], None] | None,
-           log: Callable[[str], None] | None) -> None:
-    ctl = controller_for(store, run_id, log=log)
+           log: Callable[[str], None] | None, runner: Any = None) -> None:
+    ctl = controller_for(store, run_id, log=log, runner=runner)
     with RunLease(store, run_id) as lease:
         _drive_locked(store, run_id, ctl, lease, on_round)
 
@@ -178,13 +193,16 @@ def _drive_locked(store: Store, run_id: int, ctl: Controller, lease: RunLease,
 
 
 def resume(db: str, on_round: Callable[[int, str], None] | None = None,
-           log: Callable[[str], None] | None = None) -> list[int]:
+           log: Callable[[str], None] | None = None, cluster: str | None = None) -> list[int]:
     """Finish every unfinished simulated run in ``db``; return their ids."""
+    from al_loop.distributed import cluster_session
+
     store = Store(db)
     try:
         todo = [r for r in store.unfinished_runs() if store.config(r).oracle == "simulated"]
-        for run_id in todo:
-            _drive(store, run_id, on_round, log)
+        with cluster_session(cluster if todo else None) as runner:
+            for run_id in todo:
+                _drive(store, run_id, on_round, log, runner)
         return todo
     finally:
         store.close()

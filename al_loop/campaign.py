@@ -156,7 +156,8 @@ def campaign_runs(store: Store) -> list[int]:
 def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0, min_fraction: float | None = None,
                  round_timeout: float | None = None, on_progress: Callable[[CampaignProgress], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, **oracle_extra: Any) -> int:
+                 sleep: Callable[[float], None] = time.sleep, cluster: str | None = None,
+                 **oracle_extra: Any) -> int:
     """Drive the store's unfinished campaign until ``until_labels`` labels, the end, or ``should_stop``.
 
     Label Studio being down or slow is logged in one line and retried; it never
@@ -175,11 +176,13 @@ def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0
         oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
         config = store.config(run_id)
         pool = build_pool(config)
-        ctl = Controller(store, run_id, pool, build_learner(config.learner, pool),
-                         build_strategy(config.strategy, config.strategy_params), oracle, log=log,
-                         round_timeout=round_timeout, min_fraction=min_fraction)
+        from al_loop.distributed import cluster_session, maybe_distribute
+
         try:
-            with RunLease(store, run_id) as lease:
+            with cluster_session(cluster) as runner, RunLease(store, run_id) as lease:
+                strategy = maybe_distribute(build_strategy(config.strategy, config.strategy_params), runner)
+                ctl = Controller(store, run_id, pool, build_learner(config.learner, pool), strategy, oracle,
+                                 log=log, round_timeout=round_timeout, min_fraction=min_fraction)
                 return _loop(store, run_id, ctl, lease, until_labels, poll, on_progress, should_stop, log, sleep)
         finally:
             oracle.close()

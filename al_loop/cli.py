@@ -106,6 +106,7 @@ def simulate(
     stop_metric: Annotated[str, typer.Option(help="Validation metric of the stopping rules.")] = "accuracy",
     plateau_rounds: Annotated[int | None, typer.Option(help="Stop after N rounds without validation gain.")] = None,
     plateau_delta: Annotated[float, typer.Option(help="Smallest gain that counts for --plateau-rounds.")] = 0.0,
+    cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
 ) -> None:
     """Simulate active learning: strategies x seeds, one run each, then a summary table."""
     dataset_params: dict[str, Any] = {}
@@ -137,7 +138,7 @@ def simulate(
                   console=console, transient=False) as progress:
         task = progress.add_task("rounds", total=total)
         run_ids = api.run_configs(str(db), configs, on_round=lambda _r, _s: progress.advance(task),
-                                  log=lambda msg: progress.console.print(f"[yellow]{msg}"))
+                                  log=lambda msg: progress.console.print(f"[yellow]{msg}"), cluster=cluster)
         progress.update(task, completed=total)
     console.print(f"wrote {len(run_ids)} run(s) to {db}")
     print_summary([str(db)])
@@ -156,10 +157,12 @@ def print_summary(dbs: list[str], metric: str = "accuracy") -> None:
 
 
 @app.command()
-def resume(db: Annotated[Path, typer.Option(help="Store whose unfinished runs to finish.")]) -> None:
+def resume(db: Annotated[Path, typer.Option(help="Store whose unfinished runs to finish.")],
+           cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
+           ) -> None:
     """Finish every unfinished simulated run in the store."""
     Store(db).close()  # validates the file before anything else
-    done = api.resume(str(db), log=lambda msg: console.print(f"[yellow]{msg}"))
+    done = api.resume(str(db), log=lambda msg: console.print(f"[yellow]{msg}"), cluster=cluster)
     console.print(f"resumed {len(done)} run(s): {done}" if done else "nothing to resume: every run is finished")
 
 
@@ -306,6 +309,7 @@ def campaign_run(
     poll: Annotated[str, typer.Option(help="Seconds between pulls (10s, 1m).")] = "10s",
     min_fraction: Annotated[float | None, typer.Option(help="Share of a round that must be answered.")] = None,
     round_timeout: Annotated[str | None, typer.Option(help="Close a round after this long (e.g. 2h).")] = None,
+    cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
 ) -> None:
     """Pull answers, train, select and push the next batch; Ctrl-C stops cleanly, running again resumes."""
     import signal
@@ -330,7 +334,8 @@ def campaign_run(
 
             n = run_campaign(str(db), until_labels=until_labels, poll=_duration(poll), min_fraction=min_fraction,
                              round_timeout=_duration(round_timeout) if round_timeout else None, on_progress=show,
-                             should_stop=lambda: stop["flag"], log=lambda m: progress.console.print(m, highlight=False))
+                             should_stop=lambda: stop["flag"], log=lambda m: progress.console.print(m, highlight=False),
+                             cluster=cluster)
     finally:
         signal.signal(signal.SIGINT, previous)
     console.print(f"{n} label(s) in {db}" + ("; run `al-loop campaign run` again to resume" if stop["flag"] else ""))

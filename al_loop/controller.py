@@ -212,7 +212,7 @@ class Controller:
     def _predictions(self, view: ModelView, ids: np.ndarray) -> list[dict[str, object] | None]:
         if view.learner is None or "proba" not in view.learner.capabilities:
             return [None] * len(ids)
-        proba = view.proba(ids)
+        proba = view.proba_of(ids)
         best = proba.argmax(axis=1)
         return [{"label": self.pool.classes[int(b)], "score": round(float(p[b]), 6)} for b, p in zip(best, proba)]
 

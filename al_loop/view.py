@@ -66,6 +66,13 @@ class ModelView:
         """Class probabilities, shape (len(ids), n_classes), columns = ``pool.classes``."""
         return self._take("proba", ids)
 
+    def proba_of(self, ids: np.ndarray) -> np.ndarray:
+        """Like :meth:`proba` but computes only ``ids`` when the pool was not scored here
+        (e.g. the scoring ran on a cluster)."""
+        if "proba" in self._cache or self.learner is None:
+            return self.proba(ids)
+        return np.asarray(self.learner.predict_proba(self.pool, np.asarray(ids, dtype=np.int64)))
+
     def embed(self, ids: np.ndarray) -> np.ndarray:
         """Penultimate-layer embeddings (or input features), shape (len(ids), d)."""
         return self._take("embed", ids)
