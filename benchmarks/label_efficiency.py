@@ -1,0 +1,146 @@
+"""Label-efficiency benchmark: every strategy x seeds on five dataset/learner settings.
+
+    python benchmarks/label_efficiency.py            # default: all settings, all strategies, 5 seeds
+    python benchmarks/label_efficiency.py --quick    # digits + logreg, 6 strategies, 3 seeds (< 3 min)
+    python benchmarks/label_efficiency.py --settings digits-logreg --strategies random margin --seeds 3
+
+Each (setting, strategy, seed) is one run in its own SQLite store under
+``benchmarks/results/<setting>/runs/`` (runs execute in ``--jobs`` processes);
+``al_loop.compare`` then writes per setting ``curves-*.png``, ``summary.md``,
+``summary.csv`` and ``report.html``, and this script prints (and writes to
+``benchmarks/results/summary.md``) one table: per setting the best strategy by
+mean AULC, its AULC against random, and whether its mean curve ever falls
+below random's at any budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SETTINGS: dict[str, dict] = {
+    "digits-logreg": dict(dataset="digits", learner="logreg", init=20, batch=10, rounds=10),
+    "digits-mlp": dict(dataset="digits", learner="mlp", init=20, batch=10, rounds=10),
+    "fashion-logreg-pca50": dict(dataset="fashion-mnist", dataset_params={"limit": 13334, "pca": 50},
+                                 learner="logreg", init=20, batch=20, rounds=10),
+    "fashion-cnn": dict(dataset="fashion-mnist", dataset_params={"limit": 13334}, learner="cnn", init=20, batch=20,
+                        rounds=10),
+    "text-logreg": dict(dataset="rotten-tomatoes", learner="logreg", init=20, batch=20, rounds=10),
+}
+# prism needs user-given exemplars (--query-ids), so it has no place in an unattended benchmark
+EXCLUDED = {"prism": "needs --query-ids/--private-ids exemplars"}
+QUICK_STRATEGIES = ["random", "entropy", "margin", "kcenter", "typiclust", "switch"]
+
+
+def _one(setting: str, strategy: str, seed: int, out: str) -> tuple[str, str, int, float, str | None]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from al_loop import api
+
+    spec = dict(SETTINGS[setting])
+    t0 = time.perf_counter()
+    db = Path(out) / "runs" / f"{strategy}-s{seed}.sqlite"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    try:
+        api.simulate(str(db), dataset=spec["dataset"], strategies=[strategy], seeds=[seed], rounds=spec["rounds"],
+                     batch=spec["batch"], init=spec["init"], learner=spec["learner"],
+                     dataset_params=spec.get("dataset_params", {}))
+        return setting, strategy, seed, time.perf_counter() - t0, None
+    except Exception as exc:  # reported in the table, the benchmark goes on
+        return setting, strategy, seed, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+
+
+def below_random(xs, best, rand) -> list[int]:
+    """Budgets (label counts) where the best strategy's mean is below random's mean."""
+    return [int(x) for x, b, r in zip(xs, best, rand) if b < r - 1e-12]
+
+
+def main() -> int:
+    from al_loop.registry import STRATEGIES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--settings", nargs="*", default=None)
+    parser.add_argument("--strategies", nargs="*", default=None)
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--no-ceiling", action="store_true")
+    args = parser.parse_args()
+
+    settings = args.settings or (["digits-logreg"] if args.quick else list(SETTINGS))
+    strategies = args.strategies or (QUICK_STRATEGIES if args.quick else
+                                     [s for s in STRATEGIES.names() if s not in EXCLUDED])
+    seeds = args.seeds or (3 if args.quick else 5)
+    if args.quick:
+        for name in settings:
+            SETTINGS[name] = {**SETTINGS[name], "rounds": 6}
+    out = Path(args.out)
+    jobs = [(s, st, seed, str(out / s)) for s in settings for st in strategies for seed in range(seeds)]
+    print(f"{len(jobs)} runs: {len(settings)} setting(s) x {len(strategies)} strategies x {seeds} seeds, "
+          f"{args.jobs} process(es)", flush=True)
+    t0 = time.perf_counter()
+    failures = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(_one, *job) for job in jobs]
+        for i, fut in enumerate(as_completed(futures), 1):
+            setting, strategy, seed, secs, err = fut.result()
+            if err:
+                failures.append((setting, strategy, seed, err))
+            if i % 10 == 0 or err:
+                print(f"  [{i}/{len(jobs)}] {setting} {strategy} s{seed} {secs:.1f}s {err or ''}", flush=True)
+    wall = time.perf_counter() - t0
+
+    import numpy as np
+
+    from al_loop.compare import compare
+    from al_loop.reports import group_curves, load_curves
+
+    lines = ["| setting | best strategy (AULC) | random AULC | best - random | Wilcoxon p | budgets where best < random |",
+             "|---|---|---|---|---|---|"]
+    for setting in settings:
+        dbs = sorted(str(p) for p in (out / setting / "runs").glob("*.sqlite"))
+        if not dbs:
+            continue
+        result = compare(dbs, out / setting, baseline="random", ceiling=not args.no_ceiling,
+                         cache_path=out / "ceilings.json")
+        groups = {g.label: g for g in group_curves(load_curves(dbs))}
+        rows = {r.strategy: r for r in result.rows}
+        if "random" not in groups:
+            continue
+        best = max((r for r in result.rows if r.strategy != "random"), key=lambda r: r.aulc_mean, default=None)
+        if best is None:
+            continue
+        xs, rv = groups["random"].aligned()
+        xb, bv = groups[best.strategy].aligned()
+        common = sorted(set(xs.tolist()) & set(xb.tolist()))
+        rmean = np.interp(common, xs, rv.mean(0))
+        bmean = np.interp(common, xb, bv.mean(0))
+        below = below_random(common, bmean, rmean)
+        p = best.test.p_value if best.test is not None and best.test.p_value is not None else float("nan")
+        lines.append(f"| {setting} | {best.strategy} ({best.aulc_mean:.4f}) | {rows['random'].aulc_mean:.4f} | "
+                     f"{best.aulc_mean - rows['random'].aulc_mean:+.4f} | {p:.3g} | {below or 'none'} |")
+    table = "\n".join(lines)
+    print(table)
+    print(f"wall time {wall / 60:.1f} min for the runs; {len(failures)} failed run(s)")
+    for f in failures:
+        print("  failed:", *f)
+    (out / "summary.md").parent.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(table + f"\n\nruns: {len(jobs)}, wall time {wall / 60:.1f} min, "
+                                    f"failures: {len(failures)}\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
