@@ -4,6 +4,8 @@ The core exposes the controller, the store and the registries; strategies and
 oracles register themselves from their own packages.
 """
 
+import al_loop.datasets  # noqa: E402,F401  (registers the built-in datasets)
+import al_loop.learners  # noqa: E402,F401  (registers the named learners)
 from al_loop.config import RunConfig
 from al_loop.controller import Controller
 from al_loop.errors import AlLoopError, ConfigError, DataError, OracleError, StoreError
@@ -12,9 +14,6 @@ from al_loop.store import Store
 from al_loop.strategy import Strategy, top_k
 from al_loop.types import Answer, OutboxItem, QueryContext, RoundState, RunStatus, Selection
 from al_loop.view import ModelView
-
-import al_loop.datasets  # noqa: E402,F401  (registers the built-in datasets)
-import al_loop.learners  # noqa: E402,F401  (registers the named learners)
 
 __version__ = "0.1.0"
 

@@ -7,16 +7,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from al_loop.config import RunConfig
 from al_loop.controller import Controller
 from al_loop.datasets import load_dataset, make_pool
 from al_loop.errors import ConfigError
-from al_loop.lease import RunLease
 from al_loop.learners.base import Learner
+from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
 from al_loop.registry import LEARNERS, ORACLES, STRATEGIES

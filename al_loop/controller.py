@@ -214,7 +214,7 @@ class Controller:
             return [None] * len(ids)
         proba = view.proba_of(ids)
         best = proba.argmax(axis=1)
-        return [{"label": self.pool.classes[int(b)], "score": round(float(p[b]), 6)} for b, p in zip(best, proba)]
+        return [{"label": self.pool.classes[int(b)], "score": round(float(p[b]), 6)} for b, p in zip(best, proba, strict=False)]
 
     # -- SELECTED -> DISPATCHED -----------------------------------------------------------
     def _items(self, rows: list) -> list[OutboxItem]:

@@ -39,5 +39,5 @@ class Oracle(ABC):
     def collect(self, run_id: int, round_: int) -> list[Answer]:
         """All current answers for the round's items (labels, skips, rejects, deletions)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""

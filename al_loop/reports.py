@@ -102,7 +102,7 @@ def group_curves(curves: Sequence[RunCurve]) -> list[GroupCurve]:
         if len(gs) > 1:
             dicts = [json.loads(g.runs[0].group) for g in gs]
             keys = sorted(k for k in dicts[0] if len({json.dumps(d.get(k), sort_keys=True) for d in dicts}) > 1)
-            for g, d in zip(gs, dicts):
+            for g, d in zip(gs, dicts, strict=False):
                 g.label = name + " [" + ", ".join(f"{k}={json.dumps(d.get(k), sort_keys=True)}" for k in keys) + "]"
     return sorted(groups.values(), key=lambda g: g.label)
 

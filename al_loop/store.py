@@ -252,6 +252,11 @@ class Store:
         with self.write() as s:
             self._advance(s, run_id, idx, RoundState.TRAINING, RoundState.SELECTED)
             rnd = s.exec(select(RoundRow).where(RoundRow.run_id == run_id, RoundRow.idx == idx)).one()
+            again = s.exec(select(SelectionRow.pool_id).where(
+                SelectionRow.run_id == run_id, col(SelectionRow.pool_id).in_([int(i) for i in ids]))).all()
+            if again:
+                raise StoreError(f"pool ids {sorted(again)[:5]} were already selected in run {run_id}; "
+                                 "a strategy must pick from ctx.unlabeled_ids only")
             rnd.budget = len(ids)
             s.add(rnd)
             for rank, (pid, score, pred) in enumerate(zip(ids.tolist(), scores.tolist(), predictions, strict=True)):

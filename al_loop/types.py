@@ -15,7 +15,7 @@ import numpy as np
 IdArray = np.ndarray  # shape (n,), dtype int64, global pool ids
 
 
-class RoundState(str, enum.Enum):
+class RoundState(enum.StrEnum):
     """Persisted state of one round (see docs/architecture.md)."""
 
     TRAINING = "TRAINING"
@@ -25,7 +25,7 @@ class RoundState(str, enum.Enum):
     LABELED = "LABELED"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """Lifecycle of a run."""
 
     RUNNING = "running"

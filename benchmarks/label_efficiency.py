@@ -63,7 +63,7 @@ def _one(setting: str, strategy: str, seed: int, out: str) -> tuple[str, str, in
 
 def below_random(xs, best, rand) -> list[int]:
     """Budgets (label counts) where the best strategy's mean is below random's mean."""
-    return [int(x) for x, b, r in zip(xs, best, rand) if b < r - 1e-12]
+    return [int(x) for x, b, r in zip(xs, best, rand, strict=False) if b < r - 1e-12]
 
 
 def main() -> int:

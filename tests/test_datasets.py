@@ -91,7 +91,7 @@ def test_user_files_npy_npz_csv(tmp_path) -> None:
     np.savez(tmp_path / "d.npz", X=X, y=y)
     b = load_dataset("file", features=str(tmp_path / "d.npz"))
     np.testing.assert_array_equal(a.y, b.y)
-    rows = ["f1,f2,species,f3"] + [f"{r[0]},{r[1]},{lab},{r[2]}" for r, lab in zip(X, y)]
+    rows = ["f1,f2,species,f3"] + [f"{r[0]},{r[1]},{lab},{r[2]}" for r, lab in zip(X, y, strict=False)]
     (tmp_path / "d.csv").write_text("\n".join(rows))
     c = load_dataset("file", features=str(tmp_path / "d.csv"), label_column="species")
     np.testing.assert_allclose(c.X, X)

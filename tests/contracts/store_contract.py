@@ -51,7 +51,7 @@ class StoreContract:
         store.set_state(run_id, 0, RoundState.DISPATCHED, RoundState.AWAITING)
         store.set_state(run_id, 0, RoundState.AWAITING, RoundState.LABELED)
         store.next_round(run_id, 0)
-        with pytest.raises(Exception):
+        with pytest.raises(StoreError, match="already selected"):
             store.commit_selection(run_id, 1, np.array([1]), np.array([0.0]), [None], None)
         assert store.current_round(run_id).state == RoundState.TRAINING.value
 

@@ -150,7 +150,7 @@ def main() -> int:
     parser.add_argument("--points", nargs="*", default=CRASH_POINTS)
     args = parser.parse_args()
     rows = run_table(args.trials, args.points, log=lambda m: print(m, file=sys.stderr))
-    print(f"| crash point | trials | killed there | violations |\n|---|---|---|---|")
+    print("| crash point | trials | killed there | violations |\n|---|---|---|---|")
     for point, n, reached, bad in rows:
         print(f"| {point} | {n} | {reached} | {bad} |")
     return 1 if any(r[3] for r in rows) else 0
