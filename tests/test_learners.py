@@ -104,3 +104,9 @@ def test_cnn_learns_digits_images() -> None:
     learner.fit(pool, pool.ids[:200], pool.hidden_labels(pool.ids[:200]), seed=0)
     acc = (learner.predict_proba(pool, pool.ids[200:]).argmax(1) == pool.hidden_labels(pool.ids[200:])).mean()
     assert acc > 0.6
+
+
+def test_one_vs_rest_logistic_regression_has_no_closed_form_gradient() -> None:
+    assert "grad" in SklearnLearner(LogisticRegression()).capabilities
+    assert "grad" not in SklearnLearner(LogisticRegression(solver="liblinear")).capabilities
+    assert "grad" not in SklearnLearner(GaussianNB()).capabilities

@@ -44,8 +44,11 @@ class SklearnLearner(Learner):
     @property
     def capabilities(self) -> frozenset[str]:
         caps = {"proba", "embed"}
-        # the closed form below holds for softmax/logistic linear models only
-        if isinstance(self._final(self.estimator), LogisticRegression):
+        # the closed form below holds for softmax (multinomial) or binary logistic models only,
+        # not for one-vs-rest fits (liblinear, multi_class="ovr")
+        final = self._final(self.estimator)
+        if isinstance(final, LogisticRegression) and final.get_params().get("solver") != "liblinear" \
+                and final.get_params().get("multi_class", "auto") != "ovr":
             caps.add("grad")
         return frozenset(caps)
 
