@@ -1,0 +1,137 @@
+"""The point space geometric cold-start strategies work in, and blocked distance helpers.
+
+``space`` names where distances are measured:
+
+- ``"features"``: the raw pool inputs, flattened (``ModelView.features``);
+- ``"pca"``: those features projected on their first :data:`PCA_COMPONENTS`
+  principal components, fitted on the points the strategy sees (labeled and
+  unlabeled ids of the round), seeded from ``ctx.rng``. Raw pixels cluster
+  poorly; PCA keeps the large-scale structure and drops pixel noise;
+- ``"embed"``: the learner's embeddings (``ModelView.embed``; penultimate
+  features of a network, or whatever the learner exposes).
+
+Id frame: :func:`round_points` returns the *global* ids of its rows, sorted
+ascending, so position order equals id order and ``argmax`` over positions
+breaks ties by the smaller global id. Positions never leave the caller.
+
+The distance helpers never build an N x N matrix: they work on row blocks of
+at most :data:`BLOCK_ENTRIES` distances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from al_loop.errors import ConfigError, DataError
+from al_loop.types import QueryContext
+from al_loop.view import ModelView
+
+SPACES = ("features", "pca", "embed")
+#: Principal components kept by ``space="pca"``.
+PCA_COMPONENTS = 50
+#: Distances held at once by the blocked helpers (2**22 float64 = 32 MiB).
+BLOCK_ENTRIES = 1 << 22
+
+
+def check_space(space: str, strategy: str) -> None:
+    """Raise a one-line :class:`ConfigError` if ``space`` is not one of :data:`SPACES`."""
+    if space not in SPACES:
+        raise ConfigError(f"strategy {strategy!r} got space={space!r}; use one of {', '.join(SPACES)}")
+
+
+def space_requires(space: str) -> frozenset[str]:
+    """Learner capabilities a space needs (``{"embed"}`` for ``"embed"``, else none)."""
+    return frozenset({"embed"}) if space == "embed" else frozenset()
+
+
+def seed_from(rng: np.random.Generator) -> int:
+    """A 31-bit seed for a scikit-learn ``random_state``, drawn from ``rng``."""
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def round_points(view: ModelView, ctx: QueryContext, space: str) -> tuple[np.ndarray, np.ndarray]:
+    """The labeled and unlabeled points of a round in ``space``.
+
+    Parameters
+    ----------
+    view : ModelView
+    ctx : QueryContext
+        ``ctx.rng`` seeds the PCA of ``space="pca"`` (one draw).
+    space : {"features", "pca", "embed"}
+
+    Returns
+    -------
+    ids : ndarray of int64, shape (n,)
+        Global ids, ``labeled_ids`` and ``unlabeled_ids`` merged, ascending.
+    X : ndarray of float64, shape (n, d)
+        Row ``i`` is the point of ``ids[i]``.
+    """
+    ids = np.union1d(np.asarray(ctx.labeled_ids, dtype=np.int64), np.asarray(ctx.unlabeled_ids, dtype=np.int64))
+    if space == "embed":
+        X = np.asarray(view.embed(ids), dtype=np.float64)
+    else:
+        X = np.asarray(view.features(ids), dtype=np.float64).reshape(len(ids), -1)
+    if not np.isfinite(X).all():
+        raise DataError(f"the {space} space holds NaN or Inf; clean the features (or the learner's embeddings)")
+    if space == "pca":
+        X = pca_project(X, PCA_COMPONENTS, seed_from(ctx.rng))
+    return ids, X
+
+
+def pca_project(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
+    """``X`` (n, d) projected on its first ``min(n_components, n, d)`` principal components.
+
+    Uses scikit-learn's randomized solver (seeded with ``seed``) when it is
+    the cheaper one; a space of dimension <= ``n_components`` is only centred.
+    """
+    n, d = X.shape
+    if d <= n_components:
+        return X - X.mean(axis=0)
+    from sklearn.decomposition import PCA
+
+    k = min(n_components, n)
+    return PCA(n_components=k, svd_solver="auto", random_state=seed).fit_transform(X)
+
+
+def row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
+    """Slices of rows so that one block holds at most :data:`BLOCK_ENTRIES` distances."""
+    step = max(1, BLOCK_ENTRIES // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def squared_distances(A: np.ndarray, B: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
+    """Squared Euclidean distances, shape (len(A), len(B)), clipped at 0.
+
+    ``b_sq`` is ``(B**2).sum(1)`` when the caller has it already.
+    """
+    if b_sq is None:
+        b_sq = np.einsum("ij,ij->i", B, B)
+    a_sq = np.einsum("ij,ij->i", A, A)
+    d2 = a_sq[:, None] + b_sq[None, :] - 2.0 * (A @ B.T)
+    np.maximum(d2, 0.0, out=d2)
+    return d2
+
+
+def kmeans_labels(X: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """k-means cluster index of each row of ``X`` (n, d), shape (n,).
+
+    Exact Lloyd k-means (``KMeans``) up to 50 clusters, ``MiniBatchKMeans``
+    above, as TypiClust's reference setup does for large budgets.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    n_clusters = int(min(n_clusters, len(X)))
+    if n_clusters <= 1:
+        return np.zeros(len(X), dtype=np.int64)
+    if n_clusters <= 50:
+        km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed)
+    else:
+        km = MiniBatchKMeans(n_clusters=n_clusters, n_init=3, batch_size=4096, random_state=seed)
+    import warnings
+
+    with warnings.catch_warnings():  # duplicate points give fewer distinct clusters: harmless here
+        warnings.simplefilter("ignore")
+        return np.asarray(km.fit_predict(X), dtype=np.int64)
