@@ -65,6 +65,14 @@ def build_oracle(config: RunConfig, pool: Pool, **extra: Any) -> Oracle:
 def validate(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy) -> None:
     """Checks done before round 0 (nothing is written if they fail)."""
     strategy.check_learner(learner.capabilities)
+    if config.init_strategy != "random":
+        init = build_strategy(config.init_strategy, config.init_params)
+        try:
+            init.check_learner(frozenset())
+        except ConfigError:
+            raise ConfigError(f"init strategy {config.init_strategy!r} needs a trained model "
+                              f"({sorted(init.requires)}), which round 0 does not have; use random, typiclust "
+                              "or probcover") from None
     if config.init < pool.n_classes and config.oracle == "simulated":
         raise ConfigError(f"--init {config.init} is smaller than the {pool.n_classes} classes; "
                           f"pass --init {pool.n_classes} or more so every class can appear in the seed set")

@@ -107,6 +107,7 @@ def simulate(
     plateau_rounds: Annotated[int | None, typer.Option(help="Stop after N rounds without validation gain.")] = None,
     plateau_delta: Annotated[float, typer.Option(help="Smallest gain that counts for --plateau-rounds.")] = 0.0,
     cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
+    init_strategy: Annotated[str, typer.Option(help="Who picks the seed batch: random, typiclust, probcover.")] = "random",
 ) -> None:
     """Simulate active learning: strategies x seeds, one run each, then a summary table."""
     dataset_params: dict[str, Any] = {}
@@ -132,7 +133,7 @@ def simulate(
                                   options={"batch_schedule": batch_schedule, "max_labels": max_labels,
                                            "val_fraction": val_fraction, "stop_target": stop_target,
                                            "stop_metric": stop_metric, "plateau_rounds": plateau_rounds,
-                                           "plateau_delta": plateau_delta})
+                                           "plateau_delta": plateau_delta, "init_strategy": init_strategy})
     total = len(configs) * (rounds + 2)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:

@@ -45,7 +45,7 @@ from al_loop.reports import GroupCurve, group_curves, load_curves, normalised_au
 METRICS = ("accuracy", "macro_f1")
 TARGET_FRACTIONS = (0.90, 0.95, 0.98)
 NOT_REACHED = "not reached"
-_FAMILY_EXCLUDED = ("strategy", "strategy_params")
+_FAMILY_EXCLUDED = ("strategy", "strategy_params", "init_strategy", "init_params")  # what "the strategy" is
 
 
 # -- pure functions ----------------------------------------------------------------------

@@ -55,6 +55,10 @@ class RunConfig:
     plateau_rounds, plateau_delta : int or None, float
         Stop when the validation metric gained no more than ``plateau_delta``
         over the last ``plateau_rounds`` evaluations.
+    init_strategy, init_params : str, dict
+        Strategy that picks the seed batch (round 0), before any model exists:
+        ``random`` (default) or one that needs only the features
+        (``typiclust``, ``probcover``, ``kcenter`` with ``space="features"``).
     """
 
     dataset: str
@@ -80,6 +84,8 @@ class RunConfig:
     stop_metric: str = "accuracy"
     plateau_rounds: int | None = None
     plateau_delta: float = 0.0
+    init_strategy: str = "random"
+    init_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from al_loop.schedules import parse_schedule

@@ -108,9 +108,10 @@ class Controller:
 
     # -- TRAINING -> SELECTED -----------------------------------------------------------
     def _labeled(self) -> tuple[np.ndarray, np.ndarray]:
-        rows = [r for r in self.store.labels(self.run_id) if r.status == "labeled"]
+        rows = [r for r in self.store.labels(self.run_id) if r.status == "labeled" and r.label is not None]
+        rows.sort(key=lambda r: r.pool_id)
         ids = np.asarray([r.pool_id for r in rows], dtype=np.int64)
-        labels = np.asarray([self._class_index[r.label] for r in rows if r.label is not None], dtype=np.int64)
+        labels = np.asarray([self._class_index[r.label] for r in rows], dtype=np.int64)
         return ids, labels
 
     def _train_and_select(self, idx: int) -> None:
@@ -124,9 +125,19 @@ class Controller:
             if budget == 0:
                 self.store.finish_run(self.run_id, RunStatus.EXHAUSTED)
                 return
-            ids = np.sort(rng.choice(unlabeled, size=budget, replace=False))
+            if cfg.init_strategy == "random":
+                ids, scores = np.sort(rng.choice(unlabeled, size=budget, replace=False)), np.zeros(budget)
+            else:  # a cold-start strategy picks the seed batch from the features alone
+                from al_loop.api import build_strategy
+
+                ctx = QueryContext(round=0, seed=cfg.seed, labeled_ids=np.array([], dtype=np.int64),
+                                   labels=np.array([], dtype=np.int64), unlabeled_ids=unlabeled,
+                                   classes=self.pool.classes, rng=rng)
+                sel = build_strategy(cfg.init_strategy, cfg.init_params).select(ModelView(self.pool, None), ctx,
+                                                                                 budget)
+                ids, scores = sel.ids, sel.scores
             crash_point("before_select_commit")
-            self.store.commit_selection(self.run_id, 0, ids, np.zeros(budget), [None] * budget, None)
+            self.store.commit_selection(self.run_id, 0, ids, scores, [None] * budget, None)
             crash_point("after_select_commit")
             return
         labeled_ids, labels = self._labeled()

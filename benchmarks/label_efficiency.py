@@ -36,7 +36,9 @@ SETTINGS: dict[str, dict] = {
 }
 # prism needs user-given exemplars (--query-ids), so it has no place in an unattended benchmark
 EXCLUDED = {"prism": "needs --query-ids/--private-ids exemplars"}
-QUICK_STRATEGIES = ["random", "entropy", "margin", "kcenter", "typiclust", "switch"]
+# NAME@INIT: strategy NAME with the seed batch chosen by INIT instead of at random (cold start)
+COLD_START = ["switch@typiclust", "margin@typiclust"]
+QUICK_STRATEGIES = ["random", "entropy", "margin", "kcenter", "typiclust", "switch", "switch@typiclust"]
 
 
 def _one(setting: str, strategy: str, seed: int, out: str) -> tuple[str, str, int, float, str | None]:
@@ -47,15 +49,17 @@ def _one(setting: str, strategy: str, seed: int, out: str) -> tuple[str, str, in
     from al_loop import api
 
     spec = dict(SETTINGS[setting])
+    name, _, init = strategy.partition("@")
     t0 = time.perf_counter()
     db = Path(out) / "runs" / f"{strategy}-s{seed}.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     try:
-        api.simulate(str(db), dataset=spec["dataset"], strategies=[strategy], seeds=[seed], rounds=spec["rounds"],
+        api.simulate(str(db), dataset=spec["dataset"], strategies=[name], seeds=[seed], rounds=spec["rounds"],
                      batch=spec["batch"], init=spec["init"], learner=spec["learner"],
-                     dataset_params=spec.get("dataset_params", {}))
+                     dataset_params=spec.get("dataset_params", {}),
+                     options={"init_strategy": init} if init else None)
         return setting, strategy, seed, time.perf_counter() - t0, None
     except Exception as exc:  # reported in the table, the benchmark goes on
         return setting, strategy, seed, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
@@ -81,7 +85,7 @@ def main() -> int:
 
     settings = args.settings or (["digits-logreg"] if args.quick else list(SETTINGS))
     strategies = args.strategies or (QUICK_STRATEGIES if args.quick else
-                                     [s for s in STRATEGIES.names() if s not in EXCLUDED])
+                                     [s for s in STRATEGIES.names() if s not in EXCLUDED] + COLD_START)
     seeds = args.seeds or (3 if args.quick else 5)
     if args.quick:
         for name in settings:

@@ -110,3 +110,21 @@ def test_two_strategies_two_seeds_make_four_runs(tmp_path) -> None:
     store = Store(db, readonly=True)
     assert [(store.run(i).strategy, store.run(i).seed) for i in ids] == [
         ("random", 0), ("random", 1), ("least_confidence", 0), ("least_confidence", 1)]
+
+
+def test_cold_start_strategy_picks_the_seed_batch(tmp_path) -> None:
+    db, (run_id,) = _run(tmp_path, strategies=["margin"], rounds=1, options={"init_strategy": "typiclust"})
+    store = Store(db, readonly=True)
+    seed = [s.pool_id for s in store.selections(run_id) if s.round == 0]
+    db2, (run2,) = _run(tmp_path, "r.sqlite", strategies=["margin"], rounds=1)
+    random_seed = [s.pool_id for s in Store(db2, readonly=True).selections(run2) if s.round == 0]
+    assert len(seed) == 10 and sorted(seed) != sorted(random_seed)
+    assert store.config(run_id).init_strategy == "typiclust"
+    labels = {r.label for r in store.labels(run_id) if r.pool_id in seed}
+    assert len(labels) >= 7  # typical points of 10 clusters of digits cover most classes
+
+
+def test_init_strategy_that_needs_a_model_is_refused(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="init strategy 'entropy' needs a trained model"):
+        _run(tmp_path, options={"init_strategy": "entropy"})
+    assert not (tmp_path / "s.sqlite").exists()
