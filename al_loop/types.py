@@ -42,8 +42,9 @@ class Selection:
     ids : ndarray of int64, shape (b,)
         Global pool ids, unique, in rank order (best first).
     scores : ndarray of float64, shape (b,)
-        The strategy's score of each chosen id (higher = chosen earlier);
-        for greedy methods the marginal gain at the time of the pick.
+        The strategy's score of each chosen id, in its own scale (uncertainty,
+        the marginal gain at the time of a greedy pick, typicality, ...); the
+        rank order is the order of ``ids``, not necessarily that of the scores.
     info : dict
         JSON-serialisable diagnostics (objective value, timings, ...).
     """
