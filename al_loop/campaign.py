@@ -5,6 +5,15 @@ read from an environment variable or a file each time a command starts; the
 store records only *where* to find it (``api_key_env`` / ``api_key_file``),
 never the key, and no message prints it. The Label Studio oracle is reached
 through the ORACLES registry, so this module does not import the SDK.
+
+Label Studio being down, slow, 5xx or 429 is retried (one log line per failed
+step); an HTTP answer that no retry fixes (the key refused, 401/403; the
+project gone, 404) ends the command with one line naming the cause, and the
+store keeps its state. ``campaign init`` gives a server that does not answer
+``INIT_CONTACT_WAIT`` seconds, then stops before writing anything. A task a
+person deletes: its answer, if any, is withdrawn from the store at the next
+pull; a running loop keeps waiting for the item (``status`` counts it as
+waiting) and the next ``campaign run`` sends it again, once, with the same key.
 """
 
 from __future__ import annotations
@@ -28,6 +37,34 @@ from al_loop.store import Store, check_sqlite_file
 from al_loop.types import RunStatus
 
 ORACLE = "label_studio"
+#: seconds ``campaign init`` retries a server that does not answer before it gives up (nothing is written)
+INIT_CONTACT_WAIT = 10.0
+
+
+def _check_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--label-studio-url {url!r} is not an http(s) URL; write e.g. http://127.0.0.1:8080")
+
+
+def _key_source(params: dict[str, Any]) -> str:
+    if params.get("api_key_file"):
+        return f"the key file {params['api_key_file']}"
+    return f"${params.get('api_key_env') or 'LABEL_STUDIO_API_KEY'}"
+
+
+def _fatal(exc: OracleError, params: dict[str, Any], project: Any) -> OracleError:
+    """A Label Studio HTTP error that retrying will not fix, as one line naming the cause."""
+    status = getattr(exc, "status", None)
+    if status in (401, 403):
+        out = OracleError(f"{exc} (this campaign reads the key from {_key_source(params)})")
+    elif status == 404:
+        out = OracleError(f"{exc} (Label Studio project {project} at {params.get('url')} is gone: deleted, or "
+                          "the URL names another server); the store keeps its state: restore the project, or "
+                          "start a new campaign with `al-loop campaign init`")
+    else:
+        return exc
+    out.status = status  # type: ignore[attr-defined]
+    return out
 
 
 def resolve_api_key(api_key_env: str | None, api_key_file: str | None) -> str:
@@ -116,8 +153,12 @@ def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, 
     validate(config, pool, build_learner(config.learner, pool), build_strategy(config.strategy,
                                                                                config.strategy_params))
     api_key = resolve_api_key(options.api_key_env, options.api_key_file)
-    oracle = ORACLES.get(ORACLE).for_project(options.url, api_key, options.title, pool.classes, options.kind,
-                                            **oracle_extra)
+    _check_url(options.url)
+    try:
+        oracle = ORACLES.get(ORACLE).for_project(options.url, api_key, options.title, pool.classes, options.kind,
+                                                project_wait=INIT_CONTACT_WAIT, **oracle_extra)
+    except OracleError as exc:
+        raise _fatal(exc, options.as_params(), options.title) from None
     store = Store(db)
     try:
         existing = [r for r in store.runs() if r.id is not None and store.config(r.id).oracle == ORACLE
@@ -173,7 +214,10 @@ def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0
         run_id = runs[0]
         params = store.config(run_id).oracle_params
         api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
-        oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
+        try:
+            oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
+        except OracleError as exc:
+            raise _fatal(exc, params, params.get("title")) from None
         config = store.config(run_id)
         pool = build_pool(config)
         from al_loop.distributed import cluster_session, maybe_distribute
@@ -183,7 +227,11 @@ def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0
                 strategy = maybe_distribute(build_strategy(config.strategy, config.strategy_params), runner)
                 ctl = Controller(store, run_id, pool, build_learner(config.learner, pool), strategy, oracle,
                                  log=log, round_timeout=round_timeout, min_fraction=min_fraction)
-                return _loop(store, run_id, ctl, lease, until_labels, poll, on_progress, should_stop, log, sleep)
+                try:
+                    return _loop(store, run_id, ctl, lease, until_labels, poll, on_progress, should_stop, log,
+                                 sleep)
+                except OracleError as exc:
+                    raise _fatal(exc, params, oracle.project_id) from None
         finally:
             oracle.close()
     finally:
@@ -208,7 +256,7 @@ def _loop(store: Store, run_id: int, ctl: Controller, lease: RunLease, until_lab
             result = ctl.step()
             failures = 0
         except OracleError as exc:
-            if getattr(exc, "status", None) in (401, 403):
+            if getattr(exc, "status", None) is not None:  # an HTTP answer (bad key, project gone): no retry helps
                 raise
             failures += 1
             wait = min(poll * failures, 300.0)

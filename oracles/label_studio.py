@@ -57,7 +57,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from xml.sax.saxutils import quoteattr
@@ -431,9 +431,10 @@ def _classify(exc: BaseException, url: str, op: str) -> _Transient:
     if isinstance(exc, ApiError):
         status = exc.status_code or 0
         if status in (401, 403):
-            raise OracleError(
+            raise LabelStudioHTTPError(  # carries the status: callers must not retry a refused key
                 f"Label Studio at {url} refused the API key (HTTP {status}) while trying to {op}; "
-                f"set {ENV_API_KEY} to a valid token of that server (scripts/labelstudio.sh writes it to DIR/env)"
+                f"set {ENV_API_KEY} to a valid token of that server (scripts/labelstudio.sh writes it to DIR/env)",
+                status,
             ) from None
         if status >= 500 or status in (408, 409, 429):
             return _Transient(f"HTTP {status}", _retry_after(exc.headers))
@@ -606,10 +607,18 @@ class LabelStudioOracle(Oracle):
     @classmethod
     def for_project(cls, url: str, api_key: str, title: str, classes: Sequence[str], kind: str,
                     **kwargs: Any) -> LabelStudioOracle:
-        """Ensure the project titled ``title`` (create or adopt) and return an oracle on it."""
+        """Ensure the project titled ``title`` (create or adopt) and return an oracle on it.
+
+        ``project_wait`` (seconds, optional) caps the backoff of finding or creating
+        the project (``campaign init`` uses it so that a wrong URL or a server that
+        is not up fails in seconds, before anything is written); the oracle itself
+        keeps ``retry``.
+        """
+        project_wait = kwargs.pop("project_wait", None)
         retry = kwargs.get("retry") or LabelStudioRetry()
         client = connect(url, api_key, retry.timeout)
-        project_id = ensure_project(client, title, classes, kind, retry)
+        first = retry if project_wait is None else replace(retry, max_wait=min(retry.max_wait, float(project_wait)))
+        project_id = ensure_project(client, title, classes, kind, first)
         oracle = cls(url, api_key, project_id, classes, **kwargs)
         oracle.client_ = client
         return oracle
@@ -661,7 +670,8 @@ class LabelStudioOracle(Oracle):
         if counter is not None:
             items.append({"filter": f"filter:tasks:{counter}", "operator": "greater", "type": "Number", "value": 0})
         query = json.dumps({"filters": {"conjunction": "and", "items": items}})
-        extra: dict[str, Any] = {"fields": "all"} if full else {"include": "id,data,total_annotations,cancelled_annotations"}
+        extra: dict[str, Any] = {"fields": "all"} if full else {
+            "include": "id,data,total_annotations,cancelled_annotations,annotations_ids"}
         out: list[Any] = []
         page = 1
         while True:
@@ -788,16 +798,24 @@ class LabelStudioOracle(Oracle):
         answered = {int((t.data or {}).get("al_pool_id", -1)) for t in tasks.values()}
         gone = {int(p) for p in before} - answered
         present: set[int] = set()
-        if gone:
-            # Answered before, not listed as answered now: check each such task on its own
-            # rather than trusting the counters the filter used.
-            for light in self._round_tasks(run_id, round_, backoff, full=False):
-                pool_id = int((light.data or {}).get("al_pool_id", -1))
-                if pool_id in gone:
-                    present.add(pool_id)
-                    if (light.total_annotations or 0) + (light.cancelled_annotations or 0) > 0:
+        # The counters the filters use can stay 0 on an annotated task (seen on 1.23 under load);
+        # ``annotations_ids`` is computed from the annotations, so a light listing finds those tasks.
+        for light in self._round_tasks(run_id, round_, backoff, full=False):
+            pool_id = int((light.data or {}).get("al_pool_id", -1))
+            if pool_id in gone:
+                present.add(pool_id)
+            if light.id in tasks:
+                continue
+            has = str(getattr(light, "annotations_ids", None) or "").strip(", ")
+            if pool_id in gone or has:
+                if has or (light.total_annotations or 0) + (light.cancelled_annotations or 0) > 0:
+                    try:
                         tasks[light.id] = self._read(lambda t=light.id: self.client.tasks.get(id=str(t)),  # type: ignore[misc]
                                                      "read a task", backoff)
+                    except LabelStudioHTTPError as exc:
+                        if exc.status != 404:  # 404: deleted since the listing; reported as deleted below
+                            raise
+                        present.discard(pool_id)
         per_item: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
         for task in tasks.values():
             data = task.data or {}
