@@ -70,6 +70,10 @@ class Controller:
         self.round_timeout = round_timeout
         self.min_fraction = self.config.min_fraction if min_fraction is None else min_fraction
         self._reconciled = False
+        self._last_reconcile = 0.0
+        #: seconds between checks that every item of a waiting round is still at the oracle
+        #: (a person may delete a task); only for asynchronous oracles
+        self.reconcile_every = 60.0
         self._class_index = {c: i for i, c in enumerate(pool.classes)}
 
     # -- the loop ---------------------------------------------------------------------
@@ -256,8 +260,9 @@ class Controller:
         missing = [r for r in rows if r.key not in found]
         if missing:
             self.log(f"run {self.run_id} round {idx}: {len(missing)} item(s) not at the oracle; sending them again")
-            self.oracle.submit(self._items(missing))
+            self.store.update_remote_ids(self.run_id, self.oracle.submit(self._items(missing)))
         self._reconciled = True
+        self._last_reconcile = time.monotonic()
 
     def _pull_all(self, upto: int) -> None:
         """Pull answers of every earlier round (late labels, edits, deletions)."""
@@ -267,7 +272,9 @@ class Controller:
                 self.store.apply_answers(self.run_id, r, answers, self.pool.classes)
 
     def _await(self, idx: int, since: str) -> str:
-        if not self._reconciled:
+        stale = (getattr(self.oracle, "asynchronous", False)
+                 and time.monotonic() - self._last_reconcile >= self.reconcile_every)
+        if not self._reconciled or stale:
             self._reconcile(idx)
         answers = self.oracle.collect(self.run_id, idx)
         crash_point("after_pull")

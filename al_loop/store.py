@@ -297,6 +297,15 @@ class Store:
             if all(r.sent_at is not None for r in rows):
                 self._advance(s, run_id, idx, RoundState.SELECTED, RoundState.DISPATCHED)
 
+    def update_remote_ids(self, run_id: int, remote: dict[str, str]) -> None:
+        """Record new oracle ids of items sent again (e.g. a task a person deleted)."""
+        with self.write() as s:
+            for key, rid in remote.items():
+                row = s.get(OutboxRow, key)
+                if row is not None and row.run_id == run_id:
+                    row.remote_id = str(rid)
+                    s.add(row)
+
     # -- answers --------------------------------------------------------------------
     def apply_answers(self, run_id: int, idx: int, answers: Sequence[Answer], classes: Sequence[str]) -> dict[str, int]:
         """Upsert answers (invariant 4). Returns counts of what changed."""

@@ -43,6 +43,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet; FaultProxy.log keeps the record
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        proxy = self.server.proxy  # type: ignore[attr-defined]
+        with proxy._lock:
+            proxy.conns.add(self.connection)
+
     def _handle(self) -> None:
         proxy = self.server.proxy  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
@@ -106,6 +112,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.log: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
+        self.conns: set[socket.socket] = set()  # open client connections, cut by down_for
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -133,8 +140,19 @@ class FaultProxy:
             self._server = None
 
     def down_for(self, seconds: float) -> threading.Thread:
-        """Refuse connections for ``seconds``, then listen on the same port again."""
+        """Refuse connections for ``seconds``, then listen on the same port again.
+
+        Open keep-alive connections are cut too, so a client cannot keep talking
+        to a server that is "down".
+        """
         self._close()
+        with self._lock:
+            conns, self.conns = list(self.conns), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._record("-", "-", f"down for {seconds:g}s")
 
         def reopen() -> None:

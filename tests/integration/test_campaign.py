@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ from tests.harness.campaign_crash_table import (
     snapshot,
     violations,
 )
-from tests.integration import faultproxy
 from tests.integration.conftest import Server
 from tests.integration.faultproxy import FaultProxy
 
@@ -266,51 +264,11 @@ def test_kill_9_at_each_state_of_a_round_then_restart(ls_server: Server, project
 # --------------------------------------------------------------------------- 3. faults at the campaign level
 
 
-class CuttingProxy(FaultProxy):
-    """A FaultProxy whose ``down_for`` also cuts the open keep-alive connections.
-
-    ``FaultProxy.down_for`` only closes the listening socket; a client that keeps
-    its connection alive would not notice the outage.
-    """
-
-    def __init__(self, upstream: str) -> None:
-        self.conns: set[socket.socket] = set()
-        super().__init__(upstream)
-
-    def _open(self, port: int) -> None:
-        proxy = self
-
-        class Handler(faultproxy._Handler):
-            def setup(self) -> None:
-                super().setup()
-                with proxy._lock:
-                    proxy.conns.add(self.connection)
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        server.proxy = self  # type: ignore[attr-defined]
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def down_for(self, seconds: float) -> threading.Thread:
-        thread = super().down_for(seconds)
-        with self._lock:
-            conns, self.conns = list(self.conns), set()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        return thread
-
-
 def test_campaign_survives_faults_without_duplicates_or_lost_labels(
         ls_server: Server, projects: list[int], tmp_path: Path,
         reference: dict[str, list[tuple[Any, ...]]]) -> None:
     retry = LabelStudioRetry(max_wait=2.0, initial_delay=0.2, max_delay=0.5, timeout=20)
-    with CuttingProxy(ls_server.url) as proxy:
+    with FaultProxy(ls_server.url) as proxy:
         proxy.inject("commit_then_500", "POST", "/import")  # the seed batch
         camp = new_campaign(ls_server, projects, tmp_path, url=proxy.url, retry=retry)
         proxy.inject("commit_then_drop", "POST", "/import")  # round 1
