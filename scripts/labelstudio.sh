@@ -95,12 +95,12 @@ cmd_start() {
         (umask 077; printf '%s\n' "$token" > "$dir/token")
     fi
     local user="al-loop@localhost" password
-    password="$("$LS_PYTHON" -c 'import secrets; print(secrets.token_urlsafe(18))')"
+    password="$("$LS_PYTHON" -c 'import secrets; print(secrets.token_hex(16))')"
     [[ -s "$dir/password" && "$first_start" == 0 ]] && password="$(cat "$dir/password")"
     (umask 077; printf '%s\n' "$password" > "$dir/password")
 
     local -a args=(start --no-browser --internal-host 127.0.0.1 --host "http://127.0.0.1:$port"
-                   --port "$port" --data-dir "$data" --username "$user" --password "$password")
+                   --port "$port" --data-dir "$data" --username "$user" "--password=$password")
     if [[ "$first_start" == 1 ]]; then
         args+=(--user-token "$token" --enable-legacy-api-token)
     fi
