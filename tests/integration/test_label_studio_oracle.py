@@ -117,6 +117,10 @@ def test_task_shows_payload_key_fields_and_prediction(setup: tuple[LabelStudioOr
     (item,) = text_items(1, run=4, round_=2, start=7)
     oracle.submit([item])
     (task,) = person.tasks(item.key)
+    deadline = time.monotonic() + 20
+    while not task.predictions and time.monotonic() < deadline:  # a loaded server may attach them late
+        time.sleep(0.5)
+        (task,) = person.tasks(item.key)
     assert task.data == {"text": "item 7", "al_key": "4:2:7", "al_run": 4, "al_round": 2, "al_pool_id": 7}
     (pred,) = task.predictions
     pred = pred if isinstance(pred, dict) else pred.dict()
