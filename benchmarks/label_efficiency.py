@@ -65,6 +65,19 @@ def _one(setting: str, strategy: str, seed: int, out: str) -> tuple[str, str, in
         return setting, strategy, seed, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
 
 
+def _finished(db: Path) -> bool:
+    """Only runs that reached their end are compared (an interrupted benchmark leaves partial stores)."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT count(*) FROM runs WHERE status != 'running'").fetchone()[0] > 0
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        con.close()
+
+
 def below_random(xs, best, rand) -> list[int]:
     """Budgets (label counts) where the best strategy's mean is below random's mean."""
     return [int(x) for x, b, r in zip(xs, best, rand, strict=False) if b < r - 1e-12]
@@ -81,6 +94,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--report-only", action="store_true",
+                        help="skip the runs; compare the finished stores already in --out")
     args = parser.parse_args()
 
     settings = args.settings or (["digits-logreg"] if args.quick else list(SETTINGS))
@@ -96,6 +111,8 @@ def main() -> int:
           f"{args.jobs} process(es)", flush=True)
     t0 = time.perf_counter()
     failures = []
+    if args.report_only:
+        jobs = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(_one, *job) for job in jobs]
         for i, fut in enumerate(as_completed(futures), 1):
@@ -114,7 +131,7 @@ def main() -> int:
     lines = ["| setting | best strategy (AULC) | random AULC | best - random | Wilcoxon p | budgets where best < random |",
              "|---|---|---|---|---|---|"]
     for setting in settings:
-        dbs = sorted(str(p) for p in (out / setting / "runs").glob("*.sqlite"))
+        dbs = sorted(str(p) for p in (out / setting / "runs").glob("*.sqlite") if _finished(p))
         if not dbs:
             continue
         result = compare(dbs, out / setting, baseline="random", ceiling=not args.no_ceiling,
@@ -127,22 +144,23 @@ def main() -> int:
         if best is None:
             continue
         xs, rv = groups["random"].aligned()
-        xb, bv = groups[best.strategy].aligned()
+        xb, bv = groups[best.group].aligned()
         common = sorted(set(xs.tolist()) & set(xb.tolist()))
         rmean = np.interp(common, xs, rv.mean(0))
         bmean = np.interp(common, xb, bv.mean(0))
         below = below_random(common, bmean, rmean)
         p = best.test.p_value if best.test is not None and best.test.p_value is not None else float("nan")
-        lines.append(f"| {setting} | {best.strategy} ({best.aulc_mean:.4f}) | {rows['random'].aulc_mean:.4f} | "
+        lines.append(f"| {setting} | {best.group} ({best.aulc_mean:.4f}) | {rows['random'].aulc_mean:.4f} | "
                      f"{best.aulc_mean - rows['random'].aulc_mean:+.4f} | {p:.3g} | {below or 'none'} |")
     table = "\n".join(lines)
     print(table)
     print(f"wall time {wall / 60:.1f} min for the runs; {len(failures)} failed run(s)")
     for f in failures:
         print("  failed:", *f)
-    (out / "summary.md").parent.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(table + f"\n\nruns: {len(jobs)}, wall time {wall / 60:.1f} min, "
-                                    f"failures: {len(failures)}\n")
+    out.mkdir(parents=True, exist_ok=True)
+    name = "summary-" + "-".join(settings) + ".md"
+    (out / name).write_text(table + f"\n\nruns: {len(jobs)}, wall time {wall / 60:.1f} min, "
+                            f"failures: {len(failures)}\n")
     return 1 if failures else 0
 
 
