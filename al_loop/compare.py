@@ -464,6 +464,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "x"
 
 
+def _xv(group: GroupCurve, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return group.aligned()[0], values
+
+
 def plot_family(family: Family, out: Path, metric: str) -> Path:
     """Mean curve and ±1 std band per group of one family, the ceiling as a dashed line."""
     import matplotlib
@@ -471,14 +475,18 @@ def plot_family(family: Family, out: Path, metric: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for g in family.groups:
+    many = len(family.groups) > 6
+    fig, ax = plt.subplots(figsize=(11, 5.2) if many else (7.5, 4.8))
+    colors = plt.get_cmap("tab20" if len(family.groups) > 10 else "tab10")
+    # best AULC first in the legend; distinct colours, bands fainter when crowded
+    order = sorted(family.groups, key=lambda g: -np.mean([normalised_aulc(*_xv(g, v)) for v in g.aligned()[1]]))
+    for i, g in enumerate(order):
         xs, vals = g.aligned()
         mean, std = vals.mean(axis=0), vals.std(axis=0)
         aulc = np.mean([normalised_aulc(xs, v) for v in vals])
-        (line,) = ax.plot(xs, mean, marker="o", ms=3,
+        (line,) = ax.plot(xs, mean, marker="o", ms=3, color=colors(i % colors.N),
                           label=f"{g.label} (AULC {aulc:.3f}, n={len({r.seed for r in g.runs})})")
-        ax.fill_between(xs, mean - std, mean + std, alpha=0.2, color=line.get_color())
+        ax.fill_between(xs, mean - std, mean + std, alpha=0.08 if many else 0.2, color=line.get_color())
     if family.ceiling is not None and math.isfinite(family.ceiling):
         ax.axhline(family.ceiling, color="black", ls="--", lw=1,
                    label=f"full-data ceiling {family.ceiling:.3f}")
@@ -486,7 +494,10 @@ def plot_family(family: Family, out: Path, metric: str) -> Path:
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(f"{family.title}: {metric} (mean ± std over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if many:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
