@@ -1,6 +1,14 @@
 """Query strategies. Importing this package registers every bundled strategy."""
 
-from strategies import uncertainty  # noqa: F401
-from strategies import probcover, switch, typiclust  # noqa: F401
-from strategies import fass, prism, similar  # noqa: F401
-from strategies import badge, cal, kcenter  # noqa: F401
+from strategies import (  # noqa: F401  # noqa: F401  # noqa: F401
+    badge,
+    cal,
+    fass,
+    kcenter,
+    prism,
+    probcover,
+    similar,
+    switch,
+    typiclust,
+    uncertainty,  # noqa: F401
+)

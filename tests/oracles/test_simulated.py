@@ -26,13 +26,13 @@ def test_noise_free_answers_are_the_hidden_labels() -> None:
     pool = digits_pool(200)
     answers = _answers(SimulatedOracle(pool, seed=0), pool, pool.ids)
     truth = pool.hidden_labels(pool.ids)
-    assert all(answers[int(i)].label == pool.classes[int(t)] for i, t in zip(pool.ids, truth))
+    assert all(answers[int(i)].label == pool.classes[int(t)] for i, t in zip(pool.ids, truth, strict=False))
 
 
 def test_noise_rate_flips_to_other_classes_at_the_rate() -> None:
     pool = digits_pool(300)
     answers = _answers(SimulatedOracle(pool, seed=3, config=SimulatedOracleConfig(noise_rate=0.3)), pool, pool.ids)
-    truth = {int(i): pool.classes[int(t)] for i, t in zip(pool.ids, pool.hidden_labels(pool.ids))}
+    truth = {int(i): pool.classes[int(t)] for i, t in zip(pool.ids, pool.hidden_labels(pool.ids), strict=False)}
     flipped = [i for i, a in answers.items() if a.label != truth[i]]
     assert 0.2 < len(flipped) / len(answers) < 0.4
     assert all(answers[i].label in pool.classes for i in flipped)

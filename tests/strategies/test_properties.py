@@ -31,7 +31,7 @@ def ids_and_scores(draw):
 def test_top_k_equals_sorting_by_score_then_id(data) -> None:
     ids, scores, k = data
     sel = top_k(ids, scores, k)
-    expected = sorted(zip(-scores, ids))[:k]
+    expected = sorted(zip(-scores, ids, strict=False))[:k]
     assert sel.ids.tolist() == [int(i) for _, i in expected]
     assert len(set(sel.ids.tolist())) == k
 
