@@ -1,6 +1,6 @@
 """Query strategies. Importing this package registers every bundled strategy."""
 
-from strategies import (  # noqa: F401  # noqa: F401  # noqa: F401
+from strategies import (  # noqa: F401  (imported for their registration side effect)
     badge,
     cal,
     fass,
@@ -10,5 +10,5 @@ from strategies import (  # noqa: F401  # noqa: F401  # noqa: F401
     similar,
     switch,
     typiclust,
-    uncertainty,  # noqa: F401
+    uncertainty,
 )
