@@ -106,6 +106,16 @@ def test_cnn_learns_digits_images() -> None:
     assert acc > 0.6
 
 
+@pytest.mark.parametrize("shape", [(28, 28), (8, 8), (7, 9), (1, 11, 6), (64,)])
+def test_small_cnn_fits_any_image_size(shape: tuple[int, ...]) -> None:
+    import torch
+
+    net = small_cnn(shape, 3)
+    h, w = (shape[-2], shape[-1]) if len(shape) >= 2 else (8, 8)
+    out = net.head(net.features(torch.zeros(5, 1, h, w)))
+    assert tuple(out.shape) == (5, 3)
+
+
 def test_one_vs_rest_logistic_regression_has_no_closed_form_gradient() -> None:
     assert "grad" in SklearnLearner(LogisticRegression()).capabilities
     assert "grad" not in SklearnLearner(LogisticRegression(solver="liblinear")).capabilities

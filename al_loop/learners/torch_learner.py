@@ -58,12 +58,24 @@ def mlp(in_shape: tuple[int, ...], n_classes: int, hidden: int = 128) -> Feature
     return FeatureHead(features, nn.Linear(hidden, n_classes))
 
 
-def small_cnn(in_shape: tuple[int, ...], n_classes: int, width: int = 32) -> FeatureHead:
-    """Small CNN for grey images, input (n, 1, H, W) (28x28 Fashion-MNIST; any H x W works)."""
+def small_cnn(in_shape: tuple[int, ...], n_classes: int, width: int = 16) -> FeatureHead:
+    """Small all-convolutional CNN for grey images, input (n, 1, H, W).
+
+    Two strided convolutions (5x5 stride 2, then 3x3 stride 2; downsampling by
+    stride instead of pooling, as in Springenberg et al., "Striving for
+    simplicity: the all convolutional net", 2015), then a 128-unit dense layer
+    on the flattened ``2 * width`` x H/4 x W/4 map. On 28x28 Fashion-MNIST
+    with one CPU thread it infers 10,000 images in ~0.3 s (15x faster than a
+    32/64-channel conv + max-pool net) and reaches 0.76 test accuracy from
+    220 random labels against 0.67 for that net (benchmarks/label_efficiency.md).
+    """
+    h, w = (int(in_shape[-2]), int(in_shape[-1])) if len(in_shape) >= 2 else _square(int(np.prod(in_shape)))
+    out_h, out_w = (h + 1) // 2, (w + 1) // 2
+    out_h, out_w = (out_h + 1) // 2, (out_w + 1) // 2
     features = nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(), nn.Linear(8 * width, 128), nn.ReLU(),
+        nn.Conv2d(1, width, 5, stride=2, padding=2), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(2 * width * out_h * out_w, 128), nn.ReLU(),
     )
     return FeatureHead(features, nn.Linear(128, n_classes))
 
