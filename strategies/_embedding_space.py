@@ -5,8 +5,12 @@
 - ``"features"``: the raw pool inputs, flattened (``ModelView.features``);
 - ``"pca"``: those features projected on their first :data:`PCA_COMPONENTS`
   principal components, fitted on the points the strategy sees (labeled and
-  unlabeled ids of the round), seeded from ``ctx.rng``. Raw pixels cluster
-  poorly; PCA keeps the large-scale structure and drops pixel noise;
+  unlabeled ids of the round) with the fixed seed :data:`PCA_SEED`, so the
+  projection is a function of the points alone. Raw pixels cluster poorly;
+  PCA keeps the large-scale structure and drops pixel noise. On TF-IDF rows
+  it is latent semantic analysis up to centring. The pool does not change
+  between rounds, so the projection is computed once per process and kept
+  (keyed by a digest of the points, :data:`PCA_CACHE_SIZE` entries);
 - ``"embed"``: the learner's embeddings (``ModelView.embed``; penultimate
   features of a network, or whatever the learner exposes).
 
@@ -20,6 +24,8 @@ at most :data:`BLOCK_ENTRIES` distances.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
@@ -31,6 +37,11 @@ from al_loop.view import ModelView
 SPACES = ("features", "pca", "embed")
 #: Principal components kept by ``space="pca"``.
 PCA_COMPONENTS = 50
+#: Seed of the randomized PCA solver: fixed, so equal points give equal projections (and the cache can hold them).
+PCA_SEED = 0
+#: Projections kept per process (one per pool and feature set in use).
+PCA_CACHE_SIZE = 4
+_PCA_CACHE: OrderedDict[bytes, np.ndarray] = OrderedDict()
 #: Distances held at once by the blocked helpers (2**22 float64 = 32 MiB).
 BLOCK_ENTRIES = 1 << 22
 
@@ -58,7 +69,6 @@ def round_points(view: ModelView, ctx: QueryContext, space: str) -> tuple[np.nda
     ----------
     view : ModelView
     ctx : QueryContext
-        ``ctx.rng`` seeds the PCA of ``space="pca"`` (one draw).
     space : {"features", "pca", "embed"}
 
     Returns
@@ -66,18 +76,43 @@ def round_points(view: ModelView, ctx: QueryContext, space: str) -> tuple[np.nda
     ids : ndarray of int64, shape (n,)
         Global ids, ``labeled_ids`` and ``unlabeled_ids`` merged, ascending.
     X : ndarray of float64, shape (n, d)
-        Row ``i`` is the point of ``ids[i]``.
+        Row ``i`` is the point of ``ids[i]`` (a fresh array the caller may modify).
     """
     ids = np.union1d(np.asarray(ctx.labeled_ids, dtype=np.int64), np.asarray(ctx.unlabeled_ids, dtype=np.int64))
     if space == "embed":
-        X = np.asarray(view.embed(ids), dtype=np.float64)
-    else:
-        X = np.asarray(view.features(ids), dtype=np.float64).reshape(len(ids), -1)
+        return ids, _finite(np.asarray(view.embed(ids), dtype=np.float64), space)
+    raw = np.ascontiguousarray(view.features(ids)).reshape(len(ids), -1)
+    if space == "features":
+        return ids, _finite(np.array(raw, dtype=np.float64), space)
+    return ids, cached_pca(raw, PCA_COMPONENTS)
+
+
+def _finite(X: np.ndarray, space: str) -> np.ndarray:
     if not np.isfinite(X).all():
         raise DataError(f"the {space} space holds NaN or Inf; clean the features (or the learner's embeddings)")
-    if space == "pca":
-        X = pca_project(X, PCA_COMPONENTS, seed_from(ctx.rng))
-    return ids, X
+    return X
+
+
+def cached_pca(raw: np.ndarray, n_components: int) -> np.ndarray:
+    """:func:`pca_project` of ``raw`` (n, d) with :data:`PCA_SEED`, memoised per process.
+
+    The key is a BLAKE2 digest of the bytes, shape and dtype of ``raw``, so
+    any change of the points is a miss. Returns a float64 copy, shape
+    (n, min(n_components, n, d)).
+    """
+    raw = np.ascontiguousarray(raw)
+    digest = hashlib.blake2b(memoryview(raw).cast("B"), digest_size=20)
+    digest.update(repr((raw.shape, raw.dtype.str, n_components, PCA_SEED)).encode())
+    key = digest.digest()
+    if key in _PCA_CACHE:
+        _PCA_CACHE.move_to_end(key)
+        return _PCA_CACHE[key].copy()
+    out = pca_project(_finite(np.asarray(raw, dtype=np.float64), "pca"), n_components, PCA_SEED)
+    out.flags.writeable = False
+    _PCA_CACHE[key] = out
+    while len(_PCA_CACHE) > PCA_CACHE_SIZE:
+        _PCA_CACHE.popitem(last=False)
+    return out.copy()
 
 
 def pca_project(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
