@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,7 +42,45 @@ PCA_COMPONENTS = 50
 PCA_SEED = 0
 #: Projections kept per process (one per pool and feature set in use).
 PCA_CACHE_SIZE = 4
-_PCA_CACHE: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+
+_T = TypeVar("_T")
+
+
+class DigestCache(OrderedDict[bytes, Any]):
+    """A small least-recently-used memo keyed by :func:`digest_key`; holds at most ``size`` entries.
+
+    Values are stored read-only; callers that hand them out copy them (or
+    hand out immutable objects).
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = int(size)
+
+    def get_or_compute(self, key: bytes, compute: Callable[[], _T]) -> _T:
+        """The value under ``key``, computed by ``compute()`` (and kept) on a miss."""
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = compute()
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        self[key] = value
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+def digest_key(array: np.ndarray, *params: object) -> bytes:
+    """BLAKE2 digest of ``array``'s bytes, shape and dtype and of ``repr(params)``: equal content, equal key."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.blake2b(memoryview(array).cast("B"), digest_size=20)
+    digest.update(repr((array.shape, array.dtype.str, params)).encode())
+    return digest.digest()
+
+
+_PCA_CACHE = DigestCache(PCA_CACHE_SIZE)
 #: Distances held at once by the blocked helpers (2**22 float64 = 32 MiB).
 BLOCK_ENTRIES = 1 << 22
 
@@ -101,17 +140,9 @@ def cached_pca(raw: np.ndarray, n_components: int) -> np.ndarray:
     (n, min(n_components, n, d)).
     """
     raw = np.ascontiguousarray(raw)
-    digest = hashlib.blake2b(memoryview(raw).cast("B"), digest_size=20)
-    digest.update(repr((raw.shape, raw.dtype.str, n_components, PCA_SEED)).encode())
-    key = digest.digest()
-    if key in _PCA_CACHE:
-        _PCA_CACHE.move_to_end(key)
-        return _PCA_CACHE[key].copy()
-    out = pca_project(_finite(np.asarray(raw, dtype=np.float64), "pca"), n_components, PCA_SEED)
-    out.flags.writeable = False
-    _PCA_CACHE[key] = out
-    while len(_PCA_CACHE) > PCA_CACHE_SIZE:
-        _PCA_CACHE.popitem(last=False)
+    key = digest_key(raw, n_components, PCA_SEED)
+    out = _PCA_CACHE.get_or_compute(
+        key, lambda: pca_project(_finite(np.asarray(raw, dtype=np.float64), "pca"), n_components, PCA_SEED))
     return out.copy()
 
 

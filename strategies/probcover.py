@@ -16,7 +16,11 @@ of balls whose points all share one cluster - is at least ``alpha`` (0.95).
 A ball around ``x`` is pure exactly when ``delta <= d*(x)``, the distance
 from ``x`` to the nearest point of another cluster, so purity falls with
 delta and the largest admissible delta is an order statistic of ``d*``: no
-grid search is needed.
+grid search is needed. The rule's k-means uses the fixed seed
+:data:`DELTA_SEED`, so delta depends on the points alone, as in the paper,
+where it is chosen once before the first round; radius and ball graph are
+kept per process (keyed by a digest of the points), so later rounds on the
+same pool only run the greedy.
 
 The graph is built in row blocks as a sparse matrix; nothing N x N is held.
 
@@ -38,17 +42,23 @@ from al_loop.strategy import Strategy
 from al_loop.types import QueryContext, Selection
 from al_loop.view import ModelView
 from strategies._embedding_space import (
+    DigestCache,
     check_space,
+    digest_key,
     kmeans_labels,
     round_points,
     row_blocks,
-    seed_from,
     space_requires,
     squared_distances,
 )
 
 #: Ball centres used to estimate purity for ``delta="auto"`` (a uniform sample above this).
 PURITY_CENTRES = 20000
+#: Seed of the purity rule's k-means and centre sample: fixed, so delta is a function of the points alone.
+DELTA_SEED = 0
+#: Radii and ball graphs kept per process: the pool does not change between rounds, so both are built once.
+_RADIUS_CACHE = DigestCache(4)
+_GRAPH_CACHE = DigestCache(2)
 
 
 def ball_graph(X: np.ndarray, delta: float) -> sp.csr_matrix:
@@ -179,6 +189,17 @@ def auto_delta(X: np.ndarray, clusters: np.ndarray, alpha: float = 0.95,
     return float(d_star[m - 1])  # exactly m of the balls (or more, on ties) are pure at this radius
 
 
+def purity_radius(X: np.ndarray, n_classes: int, alpha: float) -> float:
+    """The paper's ``delta``: k-means with ``max(2, n_classes)`` clusters (seed :data:`DELTA_SEED`), then
+    :func:`auto_delta` over all rows (a uniform sample of :data:`PURITY_CENTRES` above that)."""
+    rng = np.random.default_rng(DELTA_SEED)
+    clusters = kmeans_labels(X, max(2, n_classes), DELTA_SEED)
+    centres = np.arange(len(X))
+    if len(X) > PURITY_CENTRES:
+        centres = np.sort(rng.choice(len(X), size=PURITY_CENTRES, replace=False))
+    return auto_delta(X, clusters, alpha, centres)
+
+
 @STRATEGIES.register("probcover")
 @dataclass
 class ProbCover(Strategy):
@@ -230,15 +251,18 @@ class ProbCover(Strategy):
             raise ConfigError(f"strategy {self.name!r} needs learner capability {missing} for space={self.space!r} "
                               f"that the learner does not have; use space='pca' or a learner with embed")
 
-    def radius(self, X: np.ndarray, n_classes: int, rng: np.random.Generator) -> float:
-        """The ball radius for points ``X`` (n, d): ``delta``, or the purity rule's choice."""
+    def radius(self, X: np.ndarray, n_classes: int) -> float:
+        """The ball radius for points ``X`` (n, d): ``delta``, or the purity rule's choice.
+
+        The rule runs its k-means (and, above :data:`PURITY_CENTRES` points,
+        its centre sample) with :data:`DELTA_SEED`, so delta depends on the
+        points only, as in the paper, where it is fixed once before the first
+        round; it is computed once per process and kept.
+        """
         if self.delta != "auto":
             return float(self.delta)
-        clusters = kmeans_labels(X, max(2, n_classes), seed_from(rng))
-        centres = np.arange(len(X))
-        if len(X) > PURITY_CENTRES:
-            centres = np.sort(rng.choice(len(X), size=PURITY_CENTRES, replace=False))
-        delta = auto_delta(X, clusters, self.alpha, centres)
+        key = digest_key(X, "radius", n_classes, float(self.alpha), DELTA_SEED)
+        delta = float(_RADIUS_CACHE.get_or_compute(key, lambda: purity_radius(X, n_classes, self.alpha)))
         if not (math.isfinite(delta) and delta > 0):
             raise DataError(f"probcover delta='auto' found no usable radius (got {delta}); the points are "
                             "(nearly) identical in this space: pass a fixed delta or another space")
@@ -247,8 +271,8 @@ class ProbCover(Strategy):
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         ids, X = round_points(view, ctx, self.space)
         labeled = np.isin(ids, ctx.labeled_ids)
-        delta = self.radius(X, len(ctx.classes), ctx.rng)
-        graph = ball_graph(X, delta)
+        delta = self.radius(X, len(ctx.classes))
+        graph = _GRAPH_CACHE.get_or_compute(digest_key(X, "ball_graph", delta), lambda: ball_graph(X, delta))
         rows, gains = probcover_greedy(graph, labeled, budget)
         n_greedy = len(rows)
         covered_before = _coverage(graph, labeled)

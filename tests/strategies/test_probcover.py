@@ -141,3 +141,62 @@ class TestProbCover(StrategyContract):
         np.testing.assert_array_equal(a.ids, b.ids)
         assert a.info["delta"] > 0 and a.info["coverage_after"] >= a.info["coverage_before"]
         assert np.all(np.diff(a.scores) <= 0)
+
+
+def blob_pool(seed: int = 0, n: int = 120) -> Pool:
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(0.0, 1.0, size=(n // 2, 3)), rng.normal(6.0, 1.0, size=(n - n // 2, 3))])
+    return Pool(X=X, ids=np.arange(n) * 3 + 1, classes=("a", "b"), y=np.repeat([0, 1], [n // 2, n - n // 2]))
+
+
+def test_auto_delta_is_a_function_of_the_points_and_is_computed_once_per_pool(monkeypatch) -> None:
+    from strategies import probcover as pc
+
+    pc._RADIUS_CACHE.clear()
+    pc._GRAPH_CACHE.clear()
+    calls = {"radius": 0, "graph": 0}
+    real_radius, real_graph = pc.purity_radius, pc.ball_graph
+
+    def counting_radius(*a, **k):
+        calls["radius"] += 1
+        return real_radius(*a, **k)
+
+    def counting_graph(*a, **k):
+        calls["graph"] += 1
+        return real_graph(*a, **k)
+
+    monkeypatch.setattr(pc, "purity_radius", counting_radius)
+    monkeypatch.setattr(pc, "ball_graph", counting_graph)
+    pool = blob_pool()
+    view = ModelView(pool, None)
+    deltas = [ProbCover(space="features").select(view, make_context(pool, pool.ids[:r], round_=r, seed=s), 5)
+              .info["delta"] for r, s in [(1, 0), (2, 0), (3, 7)]]
+    # the run seed and the round do not move delta (the paper fixes it before the first round) ...
+    assert deltas[0] == deltas[1] == deltas[2]
+    assert calls == {"radius": 1, "graph": 1}
+    # ... and it equals an uncached computation on the same points
+    assert deltas[0] == real_radius(np.asarray(pool.X, dtype=np.float64), 2, 0.95)
+    other = blob_pool(seed=1)  # other points: a miss, a new radius and graph
+    ProbCover(space="features").select(ModelView(other, None), make_context(other, []), 5)
+    assert calls == {"radius": 2, "graph": 2}
+    ProbCover(space="features", alpha=0.5).select(view, make_context(pool, []), 5)  # another alpha: another radius
+    assert calls["radius"] == 3
+    pc._RADIUS_CACHE.clear()
+    pc._GRAPH_CACHE.clear()
+
+
+def test_cached_graph_gives_the_same_selection_as_a_fresh_one() -> None:
+    from strategies import probcover as pc
+
+    pool = blob_pool(seed=2)
+    view = ModelView(pool, None)
+    pc._RADIUS_CACHE.clear()
+    pc._GRAPH_CACHE.clear()
+    first = ProbCover(space="features").select(view, make_context(pool, pool.ids[:4]), 8)
+    again = ProbCover(space="features").select(view, make_context(pool, pool.ids[:4]), 8)  # from the caches
+    pc._RADIUS_CACHE.clear()
+    pc._GRAPH_CACHE.clear()
+    fresh = ProbCover(space="features").select(view, make_context(pool, pool.ids[:4]), 8)
+    np.testing.assert_array_equal(first.ids, again.ids)
+    np.testing.assert_array_equal(first.ids, fresh.ids)
+    assert first.info == again.info == fresh.info
