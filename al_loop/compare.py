@@ -213,8 +213,15 @@ def default_cache_path() -> Path:
 
 
 def ceiling_key(config: RunConfig, seed: int) -> str:
-    """Cache key: what the full-data fit depends on (dataset, its parameters, split, learner, seed)."""
-    return json.dumps({"dataset": config.dataset, "dataset_params": config.dataset_params,
+    """Cache key: what the full-data fit depends on (dataset, its parameters, split, learner, seed).
+
+    The al-loop version is part of the key: a release may change a learner
+    (``cnn`` became a strided all-conv net in 0.1), and a ceiling trained by
+    the old code must not be reused.
+    """
+    from al_loop import __version__
+
+    return json.dumps({"al_loop": __version__, "dataset": config.dataset, "dataset_params": config.dataset_params,
                        "test_fraction": config.test_fraction, "split_seed": config.split_seed,
                        "val_fraction": config.val_fraction, "learner": config.learner, "seed": int(seed)},
                       sort_keys=True)

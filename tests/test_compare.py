@@ -240,6 +240,15 @@ def test_ceiling_is_cached_and_not_retrained(simulated: list[Path], tmp_path: Pa
     other = compare(simulated, tmp_path / "o3", metric="macro_f1", cache_path=cache)  # both metrics cached
     assert other.ceilings_trained == 0
     assert cache.read_text() == before
+    # another al-loop version may train another model: its ceilings are not reused
+    import al_loop
+
+    monkeypatch.setattr(al_loop, "__version__", al_loop.__version__ + ".post1")
+    monkeypatch.setattr(compare_mod, "train_ceiling", counting)
+    calls.clear()
+    third = compare(simulated, tmp_path / "o4", cache_path=cache)
+    assert third.ceilings_trained == 3 and sorted(calls) == [0, 1, 2]
+    assert len(json.loads(cache.read_text())) == 6
 
 
 # -- end to end -----------------------------------------------------------------------------------
