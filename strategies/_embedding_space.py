@@ -50,8 +50,8 @@ _T = TypeVar("_T")
 class DigestCache(OrderedDict[bytes, Any]):
     """A small least-recently-used memo keyed by :func:`digest_key`; holds at most ``size`` entries.
 
-    Values are stored read-only; callers that hand them out copy them (or
-    hand out immutable objects).
+    ndarray values are stored read-only; callers that hand them out copy
+    them. Other values (a sparse graph) must not be modified by callers.
     """
 
     def __init__(self, size: int) -> None:
@@ -78,6 +78,11 @@ def digest_key(array: np.ndarray, *params: object) -> bytes:
     digest = hashlib.blake2b(memoryview(array).cast("B"), digest_size=20)
     digest.update(repr((array.shape, array.dtype.str, params)).encode())
     return digest.digest()
+
+
+def derived_key(base: bytes, *params: object) -> bytes:
+    """A key for ``params`` computed from points already digested into ``base`` (no second pass over them)."""
+    return hashlib.blake2b(base + repr(params).encode(), digest_size=20).digest()
 
 
 _PCA_CACHE = DigestCache(PCA_CACHE_SIZE)

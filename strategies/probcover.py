@@ -44,6 +44,7 @@ from al_loop.view import ModelView
 from strategies._embedding_space import (
     DigestCache,
     check_space,
+    derived_key,
     digest_key,
     kmeans_labels,
     round_points,
@@ -251,8 +252,10 @@ class ProbCover(Strategy):
             raise ConfigError(f"strategy {self.name!r} needs learner capability {missing} for space={self.space!r} "
                               f"that the learner does not have; use space='pca' or a learner with embed")
 
-    def radius(self, X: np.ndarray, n_classes: int) -> float:
+    def radius(self, X: np.ndarray, n_classes: int, points_key: bytes | None = None) -> float:
         """The ball radius for points ``X`` (n, d): ``delta``, or the purity rule's choice.
+
+        ``points_key`` is ``digest_key(X)`` when the caller has it already.
 
         The rule runs its k-means (and, above :data:`PURITY_CENTRES` points,
         its centre sample) with :data:`DELTA_SEED`, so delta depends on the
@@ -261,7 +264,7 @@ class ProbCover(Strategy):
         """
         if self.delta != "auto":
             return float(self.delta)
-        key = digest_key(X, "radius", n_classes, float(self.alpha), DELTA_SEED)
+        key = derived_key(points_key or digest_key(X), "radius", n_classes, float(self.alpha), DELTA_SEED)
         delta = float(_RADIUS_CACHE.get_or_compute(key, lambda: purity_radius(X, n_classes, self.alpha)))
         if not (math.isfinite(delta) and delta > 0):
             raise DataError(f"probcover delta='auto' found no usable radius (got {delta}); the points are "
@@ -271,8 +274,9 @@ class ProbCover(Strategy):
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         ids, X = round_points(view, ctx, self.space)
         labeled = np.isin(ids, ctx.labeled_ids)
-        delta = self.radius(X, len(ctx.classes))
-        graph = _GRAPH_CACHE.get_or_compute(digest_key(X, "ball_graph", delta), lambda: ball_graph(X, delta))
+        points = digest_key(X)  # one pass over the points keys both caches
+        delta = self.radius(X, len(ctx.classes), points)
+        graph = _GRAPH_CACHE.get_or_compute(derived_key(points, "ball_graph", delta), lambda: ball_graph(X, delta))
         rows, gains = probcover_greedy(graph, labeled, budget)
         n_greedy = len(rows)
         covered_before = _coverage(graph, labeled)
