@@ -19,7 +19,7 @@ from al_loop.learners.base import Learner
 from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
-from al_loop.registry import LEARNERS, ORACLES, STRATEGIES
+from al_loop.registry import LEARNERS, ORACLES, STRATEGIES, import_plugins, plugins_for
 from al_loop.store import Store, check_sqlite_file
 from al_loop.strategy import Strategy
 
@@ -100,6 +100,7 @@ def controller_for(store: Store, run_id: int, log: Callable[[str], None] | None 
     from al_loop.distributed import maybe_distribute
 
     config = store.config(run_id)
+    import_plugins(config.plugins, needed_by=f"run {run_id}")
     pool = build_pool(config)
     learner = build_learner(config.learner, pool)
     strategy = build_strategy(config.strategy, config.strategy_params)
@@ -124,6 +125,8 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
     if not strategies:
         raise ConfigError("no strategy given; pass --strategy NAME (see `al-loop strategies`)")
     configs = []
+    opts = dict(options or {})
+    opts.setdefault("plugins", plugins_for([*strategies, opts.get("init_strategy", "random")], learner, dataset))
     for name in strategies:
         for seed in seeds:
             configs.append(RunConfig(dataset=dataset, strategy=name, seed=int(seed), rounds=rounds, batch=batch,
@@ -132,7 +135,7 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
                                      dataset_params=dict(dataset_params or {}),
                                      oracle_params={"noise_rate": noise_rate, "skip_rate": skip_rate},
                                      query_ids=tuple(int(i) for i in query_ids),
-                                     private_ids=tuple(int(i) for i in private_ids), **(options or {})))
+                                     private_ids=tuple(int(i) for i in private_ids), **opts))
     for cfg in configs:
         pool = build_pool(cfg)
         validate(cfg, pool, build_learner(cfg.learner, pool), build_strategy(cfg.strategy, cfg.strategy_params))

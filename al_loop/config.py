@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,10 @@ class RunConfig:
         Strategy that picks the seed batch (round 0), before any model exists:
         ``random`` (default) or one that needs only the features
         (``typiclust``, ``probcover``, ``kcenter`` with ``space="features"``).
+    plugins : tuple of str
+        Modules outside al-loop that registered the strategy, learner, dataset
+        or oracle of this run; they are imported again before the run is
+        rebuilt (``resume``, ``compare``), and a missing one is named.
     """
 
     dataset: str
@@ -86,6 +91,7 @@ class RunConfig:
     plateau_delta: float = 0.0
     init_strategy: str = "random"
     init_params: dict[str, Any] = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from al_loop.schedules import parse_schedule
@@ -120,9 +126,14 @@ class RunConfig:
         data = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
-        for key in ("query_ids", "private_ids"):
+        for key in ("query_ids", "private_ids", "plugins"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
+
+    def dataset_key(self) -> str:
+        """A short digest of the dataset and its parameters: the key of its rows in the ``items`` table."""
+        text = json.dumps([self.dataset, self.dataset_params], sort_keys=True, default=str)
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def group_key(self) -> str:
         """Everything but the seed: runs with equal keys may be averaged together."""

@@ -131,6 +131,7 @@ class Controller:
                 return
             if cfg.init_strategy == "random":
                 ids, scores = np.sort(rng.choice(unlabeled, size=budget, replace=False)), np.zeros(budget)
+                info = None
             else:  # a cold-start strategy picks the seed batch from the features alone
                 from al_loop.api import build_strategy
 
@@ -139,9 +140,9 @@ class Controller:
                                    classes=self.pool.classes, rng=rng)
                 sel = build_strategy(cfg.init_strategy, cfg.init_params).select(ModelView(self.pool, None), ctx,
                                                                                  budget)
-                ids, scores = sel.ids, sel.scores
+                ids, scores, info = sel.ids, sel.scores, sel.info
             crash_point("before_select_commit")
-            self.store.commit_selection(self.run_id, 0, ids, scores, [None] * budget, None)
+            self.store.commit_selection(self.run_id, 0, ids, scores, [None] * budget, None, info=info)
             crash_point("after_select_commit")
             return
         labeled_ids, labels = self._labeled()
@@ -180,7 +181,7 @@ class Controller:
             metric_row.select_seconds = time.perf_counter() - t0
         predictions = self._predictions(view, sel.ids)
         crash_point("before_select_commit")
-        self.store.commit_selection(self.run_id, idx, sel.ids, sel.scores, predictions, metric_row)
+        self.store.commit_selection(self.run_id, idx, sel.ids, sel.scores, predictions, metric_row, info=sel.info)
         crash_point("after_select_commit")
 
     def _end_reason(self, idx: int, metric: MetricRow | None, spent: int,

@@ -12,6 +12,9 @@ Released versions:
   quarantine, metrics, oracle_state).
 - 2: ``metrics.val_accuracy`` / ``metrics.val_macro_f1`` (validation split of
   the stopping rules) and the ``leases`` table (one writer per run).
+- 3: ``rounds.info_json`` (the selection's diagnostics per round, e.g. the
+  phase of ``switch``) and the ``items`` table (the user's own item IDs, texts
+  and file paths, per dataset).
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ def _v1_to_v2(con: sqlite3.Connection) -> None:
                 "acquired_at VARCHAR NOT NULL, heartbeat_at FLOAT NOT NULL)")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(con: sqlite3.Connection) -> None:
+    con.execute("ALTER TABLE rounds ADD COLUMN info_json VARCHAR")
+    con.execute("CREATE TABLE items (dataset_key VARCHAR NOT NULL, pool_id INTEGER NOT NULL, item_id VARCHAR, "
+                "text VARCHAR, path VARCHAR, PRIMARY KEY (dataset_key, pool_id))")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def schema_version(path: Path) -> int:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> str:
@@ -48,6 +48,23 @@ class RoundRow(SQLModel, table=True):
     budget: int = 0
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
+    info_json: str | None = None  # the selection's diagnostics (Selection.info), e.g. switch's phase
+
+
+class ItemRow(SQLModel, table=True):
+    """What the user knows an item by: their own ID, its text, its file (schema v3).
+
+    Keyed by ``dataset_key`` (:meth:`al_loop.config.RunConfig.dataset_key`: the
+    dataset and its parameters) and the global ``pool_id``, so the items of a
+    dataset are stored once however many runs use it.
+    """
+
+    __tablename__ = "items"
+    dataset_key: str = Field(primary_key=True)
+    pool_id: int = Field(primary_key=True)
+    item_id: str | None = None
+    text: str | None = None
+    path: str | None = None
 
 
 class SelectionRow(SQLModel, table=True):

@@ -38,6 +38,7 @@ from al_loop.config import RunConfig
 from al_loop.errors import StoreError
 from al_loop.schema import (
     SCHEMA_VERSION,
+    ItemRow,
     LabelRow,
     Meta,
     MetricRow,
@@ -65,6 +66,13 @@ def check_sqlite_file(path: Path) -> None:
         head = fh.read(16)
     if head != SQLITE_MAGIC:
         raise StoreError(f"{path} is not a SQLite database; pass a new file name or the al-loop store you meant")
+
+
+def _jsonable(obj: Any) -> Any:
+    """numpy scalars and arrays in a selection's info, as JSON values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
 
 
 class Store:
@@ -247,8 +255,9 @@ class Store:
             s.add(RoundRow(run_id=run_id, idx=idx + 1, state=RoundState.TRAINING.value))
 
     def commit_selection(self, run_id: int, idx: int, ids: np.ndarray, scores: np.ndarray,
-                         predictions: Sequence[dict[str, Any] | None], metric: MetricRow | None) -> None:
-        """Invariant 1: selection + outbox + metric + ``SELECTED`` in one transaction."""
+                         predictions: Sequence[dict[str, Any] | None], metric: MetricRow | None,
+                         info: dict[str, Any] | None = None) -> None:
+        """Invariant 1: selection + outbox + metric + ``SELECTED`` (+ the selection's ``info``) in one transaction."""
         with self.write() as s:
             self._advance(s, run_id, idx, RoundState.TRAINING, RoundState.SELECTED)
             rnd = s.exec(select(RoundRow).where(RoundRow.run_id == run_id, RoundRow.idx == idx)).one()
@@ -258,6 +267,7 @@ class Store:
                 raise StoreError(f"pool ids {sorted(again)[:5]} were already selected in run {run_id}; "
                                  "a strategy must pick from ctx.unlabeled_ids only")
             rnd.budget = len(ids)
+            rnd.info_json = json.dumps(info, sort_keys=True, default=_jsonable) if info else None
             s.add(rnd)
             for rank, (pid, score, pred) in enumerate(zip(ids.tolist(), scores.tolist(), predictions, strict=True)):
                 s.add(SelectionRow(run_id=run_id, pool_id=int(pid), round=idx, rank=rank, score=float(score)))
@@ -277,6 +287,36 @@ class Store:
             run.status = status.value
             run.note = note
             s.add(run)
+
+    def round_info(self, run_id: int) -> dict[int, dict[str, Any]]:
+        """``{round: Selection.info}`` of the rounds that recorded one."""
+        return {r.idx: json.loads(r.info_json) for r in self.rounds(run_id) if r.info_json}
+
+    # -- items ----------------------------------------------------------------------
+    def record_items(self, dataset_key: str, pool_ids: Sequence[int], item_ids: Sequence[str | None] | None = None,
+                     texts: Sequence[str | None] | None = None, paths: Sequence[str | None] | None = None) -> bool:
+        """Record what the user knows each item by, once per dataset; returns False if already recorded.
+
+        ``pool_ids`` are global pool ids; ``item_ids``, ``texts`` and ``paths``
+        are aligned with them (each may be None).
+        """
+        n = len(pool_ids)
+        for name, seq in (("item_ids", item_ids), ("texts", texts), ("paths", paths)):
+            if seq is not None and len(seq) != n:
+                raise ValueError(f"{name} has {len(seq)} entries for {n} pool ids")
+        with self.write() as s:
+            if s.exec(select(ItemRow.pool_id).where(ItemRow.dataset_key == dataset_key).limit(1)).first() is not None:
+                return False
+            for i, pid in enumerate(pool_ids):
+                s.add(ItemRow(dataset_key=dataset_key, pool_id=int(pid),
+                              item_id=None if item_ids is None or item_ids[i] is None else str(item_ids[i]),
+                              text=None if texts is None else texts[i], path=None if paths is None else paths[i]))
+        return True
+
+    def items(self, dataset_key: str) -> dict[int, ItemRow]:
+        """``{pool_id: ItemRow}`` of a dataset (empty when nothing was recorded)."""
+        with self.read() as s:
+            return {r.pool_id: r for r in s.exec(select(ItemRow).where(ItemRow.dataset_key == dataset_key))}
 
     # -- outbox ---------------------------------------------------------------------
     def outbox(self, run_id: int, idx: int) -> list[OutboxRow]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from al_loop.cli import export_records
+from al_loop.exports import export_records
 
 SIM_ARGS = ["simulate", "--dataset", "digits", "--strategy", "entropy", "--strategy", "random", "--seeds", "1",
             "--rounds", "3", "--batch", "7", "--init", "12", "--skip-rate", "0.1", "--noise-rate", "0.1"]

@@ -7,11 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from al_loop.compare import TABLE_HEADERS, compare, default_cache_path, format_row
 
 
 def add_compare_command(app: typer.Typer) -> None:
@@ -32,6 +27,12 @@ def add_compare_command(app: typer.Typer) -> None:
                  "~/.cache/al-loop/ceilings.json).")] = None,
     ) -> None:
         """Compare label-efficiency curves: plots with the full-data ceiling, a table, paired tests, HTML."""
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        from al_loop.compare import TABLE_HEADERS, compare, default_cache_path, format_row
+
         err = Console(stderr=True)
         out_console = Console(width=None if sys.stdout.isatty() else 220)
 

@@ -1,0 +1,98 @@
+"""``al-loop campaign init|run|status``: annotation campaigns in Label Studio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from al_loop.cli._common import console, duration, interrupt_hint, out_console
+from al_loop.cli.app import campaign_app
+
+
+@campaign_app.command("init")
+def campaign_init(
+    db: Annotated[Path, typer.Option(help="Store of the campaign.")],
+    data: Annotated[str, typer.Option(help="Built-in dataset name, features file (.npy/.npz/.csv) or texts (.csv/.txt).")],
+    label_studio_url: Annotated[str, typer.Option(help="Label Studio URL, e.g. http://127.0.0.1:8080.")],
+    labels: Annotated[str, typer.Option(help='Class names, comma-separated: "cat,dog,bird".')],
+    strategy: Annotated[str, typer.Option(help="Query strategy.")] = "margin",
+    batch: Annotated[int, typer.Option(help="Items per round.")] = 20,
+    init: Annotated[int, typer.Option(help="Size of the seed batch (random).")] = 20,
+    kind: Annotated[str, typer.Option(help="image or text.")] = "image",
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key.")] = "LABEL_STUDIO_API_KEY",
+    api_key_file: Annotated[Path | None, typer.Option(help="File holding the API key (instead of the variable).")] = None,
+    title: Annotated[str | None, typer.Option(help="Project title (an existing project of that title is adopted).")] = None,
+    learner: Annotated[str, typer.Option(help="Learner: logreg, mlp, cnn.")] = "logreg",
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    min_fraction: Annotated[float, typer.Option(help="Share of a round that must be answered.")] = 1.0,
+    param: Annotated[list[str], typer.Option(help="Strategy parameter KEY=VALUE.")] = [],  # noqa: B006
+) -> None:
+    """Create (or adopt) the Label Studio project, record it in the store and send the seed batch."""
+    from al_loop.campaign import CampaignOptions, init_campaign
+    from al_loop.params import parse_params
+    from al_loop.registry import STRATEGIES
+
+    STRATEGIES.get(strategy)
+    classes = [c.strip() for c in labels.split(",") if c.strip()]
+    options = CampaignOptions(url=label_studio_url, title=title or f"al-loop {Path(db).stem}", kind=kind,
+                              api_key_env=None if api_key_file else api_key_env,
+                              api_key_file=str(api_key_file) if api_key_file else None)
+    run_id = init_campaign(str(db), data=data, classes=classes, strategy=strategy, batch=batch, init=init,
+                           options=options, learner=learner, seed=seed, min_fraction=min_fraction,
+                           strategy_params=parse_params(param, [strategy])[strategy],
+                           log=lambda m: console.print(m, highlight=False))
+    console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
+
+
+@campaign_app.command("run")
+def campaign_run(
+    db: Annotated[Path, typer.Option(help="Store of the campaign.")],
+    until_labels: Annotated[int | None, typer.Option(help="Stop once this many labels are in.")] = None,
+    poll: Annotated[str, typer.Option(help="Seconds between pulls (10s, 1m).")] = "10s",
+    min_fraction: Annotated[float | None, typer.Option(help="Share of a round that must be answered.")] = None,
+    round_timeout: Annotated[str | None, typer.Option(help="Close a round after this long (e.g. 2h).")] = None,
+    cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
+) -> None:
+    """Pull answers, train, select and push the next batch; Ctrl-C stops (rc 130), running again resumes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from al_loop.campaign import CampaignProgress, run_campaign
+
+    interrupt_hint("campaign run", db, f"al-loop campaign run --db {db}")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("labels", total=until_labels, info="")
+
+        def show(p: CampaignProgress) -> None:
+            progress.update(task, completed=p.labeled,
+                            info=f"round {p.round} {p.state.lower()}, {p.outstanding} outstanding")
+
+        n = run_campaign(str(db), until_labels=until_labels, poll=duration(poll), min_fraction=min_fraction,
+                         round_timeout=duration(round_timeout) if round_timeout else None, on_progress=show,
+                         log=lambda m: progress.console.print(m, highlight=False), cluster=cluster)
+    console.print(f"{n} label(s) in {db}")
+
+
+@campaign_app.command("status")
+def campaign_status_cmd(db: Annotated[Path, typer.Option(help="Store of the campaign (read-only).")]) -> None:
+    """Per round: sent, labeled, skipped, quarantined, waiting; annotator throughput."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from al_loop.campaign import campaign_status
+    from al_loop.errors import ConfigError
+
+    rows = campaign_status(str(db))
+    if not rows:
+        raise ConfigError(f"{db} holds no campaign; start one with `al-loop campaign init`")
+    table = Table(title=f"campaign {db}")
+    for col in ("run", "round", "state", "selected", "sent", "labeled", "skipped", "quarantined", "waiting",
+                "labels/hour by annotator"):
+        table.add_column(col)
+    for r in rows:
+        tp = ", ".join(f"{k}: {v}" for k, v in sorted(r["throughput"].items())) or "-"
+        table.add_row(str(r["run_id"]), str(r["round"]), r["state"], str(r["selected"]), str(r["sent"]),
+                      str(r["labeled"]), str(r["skipped"]), str(r["quarantined"]), str(r["waiting"]), Text(tp))
+    out_console.print(table)

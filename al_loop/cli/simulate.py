@@ -1,0 +1,106 @@
+"""``al-loop simulate`` and ``al-loop resume``: simulated active learning on labeled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from al_loop.cli._common import console, ids_option, interrupt_hint, print_summary
+from al_loop.cli.app import app
+
+
+@app.command()
+def simulate(
+    dataset: Annotated[str, typer.Option(help="Dataset name (digits, breast_cancer, wine, iris, fashion-mnist, file).")] = "digits",
+    strategy: Annotated[list[str], typer.Option(help="Strategy name; repeat for several.")] = ["random"],  # noqa: B006
+    rounds: Annotated[int, typer.Option(help="Query rounds after the initial batch.")] = 10,
+    batch: Annotated[int, typer.Option(help="Items selected per round.")] = 10,
+    init: Annotated[int, typer.Option(help="Size of the initial random batch.")] = 20,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0..S-1), one run per strategy and seed.")] = 1,
+    db: Annotated[Path, typer.Option(help="SQLite store to write.")] = Path("al-loop.sqlite"),
+    learner: Annotated[str, typer.Option(help="Learner: logreg, mlp, cnn.")] = "logreg",
+    noise_rate: Annotated[float, typer.Option(help="Chance the simulated annotator gives a wrong class.")] = 0.0,
+    skip_rate: Annotated[float, typer.Option(help="Chance the simulated annotator skips an item.")] = 0.0,
+    param: Annotated[list[str], typer.Option(help="Strategy parameter KEY=VALUE or NAME.KEY=VALUE.")] = [],  # noqa: B006
+    features: Annotated[Path | None, typer.Option(help="Features file (.npy/.npz/.csv) for --dataset file.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels file (.npy/.csv/.txt) for --dataset file.")] = None,
+    label_column: Annotated[str, typer.Option(help="Label column of a .csv features file.")] = "label",
+    data_root: Annotated[Path | None, typer.Option(help="Folder of a torchvision FashionMNIST download.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Keep the first N rows (fashion-mnist).")] = None,
+    query_ids: Annotated[str | None, typer.Option(help="Query set Q: comma-separated pool ids.")] = None,
+    query_file: Annotated[Path | None, typer.Option(help="Query set Q: file with one pool id per line.")] = None,
+    private_ids: Annotated[str | None, typer.Option(help="Private set P: comma-separated pool ids.")] = None,
+    private_file: Annotated[Path | None, typer.Option(help="Private set P: file with one pool id per line.")] = None,
+    batch_schedule: Annotated[str, typer.Option(help="fixed, list:10,20,40 or geometric:1.5.")] = "fixed",
+    max_labels: Annotated[int | None, typer.Option(help="Stop when this many items were sent in all.")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share held out as a validation split (stopping rules).")] = 0.0,
+    stop_target: Annotated[float | None, typer.Option(help="Stop when the validation metric reaches this.")] = None,
+    stop_metric: Annotated[str, typer.Option(help="Validation metric of the stopping rules.")] = "accuracy",
+    plateau_rounds: Annotated[int | None, typer.Option(help="Stop after N rounds without validation gain.")] = None,
+    plateau_delta: Annotated[float, typer.Option(help="Smallest gain that counts for --plateau-rounds.")] = 0.0,
+    cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
+    init_strategy: Annotated[str, typer.Option(help="Who picks the seed batch: random, typiclust, probcover.")] = "random",
+) -> None:
+    """Simulate active learning: strategies x seeds, one run each, then a summary table."""
+    from al_loop import api
+    from al_loop.params import parse_params
+    from al_loop.registry import DATASETS, LEARNERS, STRATEGIES
+    from al_loop.store import check_sqlite_file
+
+    dataset_params: dict[str, Any] = {}
+    if dataset == "file" or features is not None:
+        dataset = "file"
+        dataset_params = {"features": str(features) if features else None,
+                          "labels": str(labels) if labels else None, "label_column": label_column}
+    if data_root is not None:
+        dataset_params["root"] = str(data_root)
+    if limit is not None:
+        dataset_params["limit"] = limit
+    DATASETS.get(dataset)
+    for name in strategy:
+        STRATEGIES.get(name)
+    LEARNERS.get(learner)
+    params = parse_params(param, strategy)
+    check_sqlite_file(db)
+    configs = api.plan_simulation(dataset=dataset, strategies=strategy, seeds=list(range(seeds)), rounds=rounds,
+                                  batch=batch, init=init, learner=learner, strategy_params=params,
+                                  dataset_params=dataset_params, noise_rate=noise_rate, skip_rate=skip_rate,
+                                  query_ids=ids_option(query_ids, query_file),
+                                  private_ids=ids_option(private_ids, private_file),
+                                  options={"batch_schedule": batch_schedule, "max_labels": max_labels,
+                                           "val_fraction": val_fraction, "stop_target": stop_target,
+                                           "stop_metric": stop_metric, "plateau_rounds": plateau_rounds,
+                                           "plateau_delta": plateau_delta, "init_strategy": init_strategy})
+    interrupt_hint("simulate", db, f"al-loop resume --db {db}")
+    _with_progress(len(configs) * (rounds + 2), lambda on_round, log: api.run_configs(
+        str(db), configs, on_round=on_round, log=log, cluster=cluster))
+    console.print(f"wrote {len(configs)} run(s) to {db}")
+    print_summary([str(db)])
+
+
+def _with_progress(total: int, work: Any) -> Any:
+    """Run ``work(on_round, log)`` under a progress bar of ``total`` rounds."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("rounds", total=total)
+        result = work(lambda _r, _s: progress.advance(task), lambda msg: progress.console.print(f"[yellow]{msg}"))
+        progress.update(task, completed=total)
+    return result
+
+
+@app.command()
+def resume(db: Annotated[Path, typer.Option(help="Store whose unfinished runs to finish.")],
+           cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
+           ) -> None:
+    """Finish every unfinished simulated run in the store."""
+    from al_loop import api
+    from al_loop.store import Store
+
+    Store(db).close()  # validates the file before anything else
+    interrupt_hint("resume", db, f"al-loop resume --db {db}")
+    done = api.resume(str(db), log=lambda msg: console.print(f"[yellow]{msg}"), cluster=cluster)
+    console.print(f"resumed {len(done)} run(s): {done}" if done else "nothing to resume: every run is finished")
