@@ -10,15 +10,21 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import dataclass
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from al_loop.errors import ConfigError, DataError
+from al_loop.labels import encode_labels, map_labels, read_labels_file
 from al_loop.pool import Pool, check_finite
 from al_loop.registry import DATASETS
+from al_loop.tabular import Encoding, TableOptions, apply_encoding, fit_encoding, missing_rows, read_table
+from al_loop.tabular import item_ids as read_item_ids
+from al_loop.texts import read_texts
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -31,6 +37,19 @@ class Dataset:
 
     ``X`` has shape (n, ...); ``y`` holds class indices into ``classes``, or
     is None for unlabeled data (a real annotation campaign).
+
+    Attributes
+    ----------
+    ids : ndarray of int64, shape (n,), optional
+        Global pool ids of the rows when they are not ``0..n-1``: the file's
+        0-based data rows after rows with missing values were dropped.
+    item_ids : list of str, optional
+        The user's own id of each row (``id_column``), row-aligned with ``X``.
+    notes : list of str
+        What loading did that the user should know (columns dropped by
+        ``numeric_only``, rows dropped by ``impute="drop"``); the CLI prints them.
+    X_test, y_test : ndarray, optional
+        A test set of the user's own (then nothing is held out of ``X``).
     """
 
     X: np.ndarray
@@ -39,6 +58,11 @@ class Dataset:
     kind: str = "tabular"
     texts: list[str] | None = None
     name: str = "custom"
+    ids: np.ndarray | None = None
+    item_ids: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
 
 
 def _sklearn(loader: str, kind: str = "tabular", image_shape: tuple[int, int] | None = None) -> Any:
@@ -165,126 +189,253 @@ def load_rotten_tomatoes(path: str | None = None, max_features: int = 5000, limi
     return Dataset(X=X, y=y, classes=("fresh", "rotten"), kind="text", texts=texts, name="rotten-tomatoes")
 
 
-def _encode_labels(raw: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    raw = np.asarray(raw)
-    if raw.dtype.kind == "f":
-        if not np.isfinite(raw).all():
-            raise DataError("labels contain NaN or Inf; drop those rows or give every row a class")
-        if np.all(raw == np.round(raw)):
-            raw = raw.astype(np.int64)
-    names = np.asarray([str(v) for v in raw])
-    classes = tuple(sorted(set(names.tolist()), key=lambda v: (len(v), v) if v.lstrip("-").isdigit() else (1 << 30, v)))
-    index = {c: i for i, c in enumerate(classes)}
-    return np.asarray([index[v] for v in names], dtype=np.int64), classes
+FEATURE_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass
+class _Part:
+    """Features of one file (training or test) before the labels are encoded.
+
+    ``rows`` are the 0-based data rows of the file that were kept (the global ids,
+    for the training file); ``X``, ``y_raw`` and ``item_ids`` are aligned with
+    them. ``n_file`` is the file's row count before any row was dropped.
+    """
+
+    X: np.ndarray
+    y_raw: np.ndarray | None
+    rows: np.ndarray
+    n_file: int
+    item_ids: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    encoding: Encoding | None = None
+    fill: np.ndarray | None = None
+
+
+def _as_list(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Column names from a list or a comma-separated string (or several of them)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    return tuple(n.strip() for item in items for n in str(item).split(",") if n.strip())
+
+
+def _read_array_file(fpath: Path, options: TableOptions) -> tuple[np.ndarray, np.ndarray | None]:
+    table_only = [opt for opt, used in (("--id-column", options.id_column), ("--drop-columns", options.drop_columns),
+                                        ("--categorical", options.categorical),
+                                        ("--numeric-only", options.numeric_only)) if used]
+    if table_only:
+        raise ConfigError(f"{', '.join(table_only)} need(s) a .csv or .parquet features file with named columns; "
+                          f"{fpath.name} is {fpath.suffix}")
+    y_raw = None
+    try:
+        if fpath.suffix.lower() == ".npy":
+            X = np.load(fpath, allow_pickle=False)
+        else:
+            with np.load(fpath, allow_pickle=False) as z:
+                keys = set(z.files)
+                xk = next((k for k in ("X", "features", "x") if k in keys), None)
+                if xk is None:
+                    raise DataError(f"{fpath} has arrays {sorted(keys)}; name the features X (and labels y)")
+                X = z[xk]
+                yk = next((k for k in ("y", "labels", "Y") if k in keys), None)
+                y_raw = z[yk] if yk else None
+    except (ValueError, OSError) as exc:  # object arrays (allow_pickle=False) or a file that is not NumPy's
+        raise DataError(f"{fpath} cannot be read as a NumPy array ({exc}); save plain numeric arrays") from None
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiub":
+        raise DataError(f"features in {fpath} are not numeric (dtype {X.dtype}); convert them to numbers")
+    return X.astype(np.float64), y_raw
+
+
+def _impute_array(X: np.ndarray, fpath: Path, options: TableOptions,
+                  fill: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """NaN handling of an array file: (X, kept rows, per-column fill values of the training file)."""
+    rows = np.arange(len(X), dtype=np.int64)
+    if X.ndim != 2 or not np.isnan(X).any():
+        return X, rows, fill
+    bad = np.isnan(X).any(axis=1)
+    if options.impute is None:
+        cols = np.flatnonzero(np.isnan(X).any(axis=0))[:5].tolist()
+        raise DataError(f"{fpath} has missing values (NaN) in {int(bad.sum())} row(s) (columns {cols}); fill them "
+                        "with --impute mean or --impute median, or drop those rows with --impute drop")
+    if options.impute == "drop":
+        return X[~bad], rows[~bad], fill
+    if fill is None:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fill = np.nanmean(X, axis=0) if options.impute == "mean" else np.nanmedian(X, axis=0)
+        if np.isnan(fill).any():
+            raise DataError(f"column(s) {np.flatnonzero(np.isnan(fill))[:5].tolist()} of {fpath} have no values at "
+                            "all; remove them")
+    X = X.copy()
+    r, c = np.nonzero(np.isnan(X))
+    X[r, c] = fill[c]
+    return X, rows, fill
+
+
+def _read_part(fpath: Path, options: TableOptions, labels_elsewhere: bool, what: str,
+               train: _Part | None = None) -> _Part:
+    """Read one features file; ``what`` is its option (``--features`` or ``--test-features``).
+
+    A test file (``train`` given) is encoded with the training file's columns,
+    categories and fill values.
+    """
+    if not fpath.exists():
+        raise DataError(f"features file {fpath} does not exist; check the {what} path")
+    suffix = fpath.suffix.lower()
+    if suffix not in FEATURE_SUFFIXES:
+        raise DataError(f"unsupported features file type {suffix!r}; use .npy, .npz, .csv or .parquet")
+    if suffix not in TABLE_SUFFIXES:
+        X0, y_raw = _read_array_file(fpath, options)
+        X, rows, fill = _impute_array(X0, fpath, options, train.fill if train else None)
+        if y_raw is not None and len(y_raw) == len(X0):
+            y_raw = np.asarray(y_raw)[rows]
+        notes = [] if len(rows) == len(X0) else [
+            f"{fpath.name}: --impute drop removed {len(X0) - len(rows)} row(s) with missing values; pool ids stay "
+            "the file's row numbers"]
+        return _Part(X=X, y_raw=y_raw, rows=rows, n_file=len(X0), fill=fill, notes=notes)
+    table = read_table(fpath)
+    label = options.label_column
+    has_label = bool(label) and label in table.names
+    if not has_label and not labels_elsewhere:
+        raise DataError(f"{fpath} has no column {label!r} (columns: {table.names}); pass --label-column NAME "
+                        "(or a labels file)")
+    if options.id_column and options.id_column not in table.names:
+        raise DataError(f"{fpath} has no id column {options.id_column!r} (columns: {table.names}); pass "
+                        "--id-column NAME")
+    reserved = [c for c in (label if has_label else None, options.id_column) if c]
+    encoding = train.encoding if train and train.encoding else fit_encoding(table, options, reserved)
+    if has_label:
+        no_label = table.missing(str(label))
+        if no_label.any() and options.impute != "drop":
+            raise DataError(f"{int(no_label.sum())} row(s) of {fpath} have no label in column {label!r} (first: "
+                            f"data row {int(np.flatnonzero(no_label)[0])}); give them a class, or drop them with "
+                            "--impute drop")
+    checked = encoding.numeric + list(encoding.categories) + ([str(label)] if has_label else [])
+    dropped = missing_rows(table, [c for c in checked if c in table.names], options)
+    rows = np.setdiff1d(np.arange(len(table), dtype=np.int64), dropped)
+    notes = [] if train else list(encoding.notes)
+    if len(dropped):
+        notes.append(f"{fpath.name}: --impute drop removed {len(dropped)} row(s) with missing values; pool ids "
+                     "stay the file's row numbers")
+    if len(rows) == 0:
+        raise DataError(f"no rows of {fpath} are left after dropping missing values; use --impute mean or median")
+    X, unseen = apply_encoding(table, encoding, rows)
+    y_raw = table.strings(str(label))[rows] if has_label else None
+    ids = read_item_ids(table, options.id_column, rows) if options.id_column else None
+    return _Part(X=X, y_raw=y_raw, rows=rows, n_file=len(table), item_ids=ids, notes=notes + unseen,
+                 encoding=encoding)
+
+
+def _labels_from_file(labels: str, part: _Part, fpath: Path) -> np.ndarray:
+    y_file = read_labels_file(Path(labels))
+    if len(y_file) != part.n_file:
+        raise DataError(f"the labels file {labels} has {len(y_file)} rows but {fpath} has {part.n_file}; "
+                        "give exactly one label per feature row")
+    return np.asarray(y_file)[part.rows]
 
 
 @DATASETS.register("file")
 def load_files(features: str | None = None, labels: str | None = None, label_column: str = "label",
                classes: list[str] | None = None, unlabeled: bool = False, kind: str = "tabular",
+               id_column: str | None = None, drop_columns: str | Sequence[str] | None = None,
+               categorical: str | Sequence[str] | None = None, numeric_only: bool = False,
+               impute: str | None = None, test_features: str | None = None, test_labels: str | None = None,
                **_: Any) -> Dataset:
-    """User data: ``features`` as ``.npy``, ``.npz`` (keys ``X``/``y`` or ``features``/``labels``) or ``.csv``
-    (with a ``label_column``); ``labels`` as ``.npy``/``.csv``/``.txt`` when not inside the features file.
+    """User data: features in ``.npy``, ``.npz`` (keys ``X``/``y`` or ``features``/``labels``), ``.csv`` or
+    ``.parquet`` (with a ``label_column``); ``labels`` as ``.npy``/``.csv``/``.txt`` when not in the features file.
+
+    Tables (CSV with ``,``/``;``/tab sniffed and a UTF-8 BOM accepted, Parquet
+    through pyarrow) take ``id_column`` (the user's item ids, kept on the
+    Dataset), ``drop_columns``, ``categorical`` (one-hot, sorted categories),
+    ``numeric_only`` (drop other non-numeric columns, with a note) and
+    ``impute`` (``"mean"``, ``"median"`` or ``"drop"`` for missing values; NaN in
+    arrays too). ``test_features`` (+ ``test_labels``) is a test set of the
+    user's own, encoded with the training file's columns, categories and fill
+    values (a category seen only in the test file is encoded as all zeros, with
+    a note). Global ids are the 0-based data rows of the features file.
 
     ``unlabeled=True`` (campaigns) accepts data without labels; ``classes``
     then names the classes. ``kind="image"`` shows rows as square grey images.
     """
     if not features:
-        raise ConfigError("dataset 'file' needs --features PATH (.npy, .npz or .csv)")
+        if labels or test_features:
+            raise ConfigError("--labels/--test-features need --features PATH too (the features of the pool); "
+                              "pass --features FILE or drop --labels")
+        raise ConfigError("dataset 'file' needs --features PATH (.npy, .npz, .csv or .parquet)")
+    if test_labels and not test_features:
+        raise ConfigError("--test-labels needs --test-features PATH (the test set's features)")
+    options = TableOptions(label_column=label_column, id_column=id_column or None,
+                           drop_columns=_as_list(drop_columns), categorical=_as_list(categorical),
+                           numeric_only=bool(numeric_only), impute=impute or None)
     fpath = Path(features)
-    if not fpath.exists():
-        raise DataError(f"features file {fpath} does not exist; check the --features path")
-    y_raw: np.ndarray | None = None
-    suffix = fpath.suffix.lower()
-    if suffix == ".npy":
-        X = np.load(fpath, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(fpath, allow_pickle=False) as z:
-            keys = set(z.files)
-            xk = next((k for k in ("X", "features", "x") if k in keys), None)
-            if xk is None:
-                raise DataError(f"{fpath} has arrays {sorted(keys)}; name the features X (and labels y)")
-            X = z[xk]
-            yk = next((k for k in ("y", "labels", "Y") if k in keys), None)
-            y_raw = z[yk] if yk else None
-    elif suffix == ".csv":
-        import csv
-
-        with open(fpath, newline="") as fh:
-            rows = list(csv.reader(fh))
-        if not rows:
-            raise DataError(f"{fpath} is empty; give a header row and one row per item")
-        header, body = rows[0], rows[1:]
-        if label_column not in header:
-            raise DataError(f"{fpath} has no column {label_column!r} (columns: {header}); pass --label-column NAME")
-        li = header.index(label_column)
-        try:
-            X = np.asarray([[float(v) for j, v in enumerate(r) if j != li] for r in body], dtype=np.float64)
-        except ValueError as exc:
-            raise DataError(f"{fpath} has a non-numeric feature value ({exc}); features must be numbers") from None
-        y_raw = np.asarray([r[li] for r in body])
-    else:
-        raise DataError(f"unsupported features file type {suffix!r}; use .npy, .npz or .csv")
-    if labels:
-        lpath = Path(labels)
-        if not lpath.exists():
-            raise DataError(f"labels file {lpath} does not exist; check the --labels path")
-        if lpath.suffix.lower() == ".npy":
-            y_raw = np.load(lpath, allow_pickle=False)
-        else:
-            y_raw = np.asarray([ln.strip() for ln in lpath.read_text().splitlines() if ln.strip()])
+    part = _read_part(fpath, options, labels_elsewhere=bool(labels) or unlabeled, what="--features")
+    X = part.X
+    y_raw = _labels_from_file(labels, part, fpath) if labels else part.y_raw
     if y_raw is None and not unlabeled:
         raise DataError(f"no labels for {fpath}; pass --labels PATH or put a label column/array in the file")
-    X = np.asarray(X)
-    if X.dtype.kind not in "fiub":
-        raise DataError(f"features in {fpath} are not numeric (dtype {X.dtype}); convert them to numbers")
-    X = X.astype(np.float64)
     if y_raw is not None and len(y_raw) != len(X):
-        raise DataError(f"the labels file has {len(y_raw)} rows but the features have {len(X)}; "
+        raise DataError(f"the labels have {len(y_raw)} rows but the features of {fpath} have {len(X)}; "
                         "give exactly one label per feature row")
-    check_finite("features", X, "drop or impute those rows")
+    check_finite("features", X, "drop those rows or fix the values")
+    ids = None if np.array_equal(part.rows, np.arange(len(X))) else part.rows
     if y_raw is None:
         if not classes:
             raise ConfigError("unlabeled data needs the class names; pass --labels \"cat,dog,bird\"")
-        return Dataset(X=X, y=None, classes=tuple(classes), kind=kind, name=fpath.stem)
-    y, found = _encode_labels(y_raw)
-    return Dataset(X=X, y=y, classes=found, kind=kind, name=fpath.stem)
+        return Dataset(X=X, y=None, classes=tuple(classes), kind=kind, name=fpath.stem, ids=ids,
+                       item_ids=part.item_ids, notes=part.notes)
+    y, found = encode_labels(y_raw, str(labels or fpath))
+    dataset = Dataset(X=X, y=y, classes=found, kind=kind, name=fpath.stem, ids=ids, item_ids=part.item_ids,
+                      notes=part.notes)
+    if test_features:
+        tpath = Path(test_features)
+        test = _read_part(tpath, options, labels_elsewhere=bool(test_labels), what="--test-features", train=part)
+        if test.X.shape[1:] != X.shape[1:]:
+            raise DataError(f"{tpath} has {int(np.prod(test.X.shape[1:]))} features per row but {fpath} has "
+                            f"{int(np.prod(X.shape[1:]))}; give the test set the same feature columns")
+        check_finite("test features", test.X, "drop those rows or fix the values")
+        ty_raw = _labels_from_file(test_labels, test, tpath) if test_labels else test.y_raw
+        if ty_raw is None:
+            raise DataError(f"no labels for the test set {tpath}; pass --test-labels PATH or put a label column "
+                            "in the file")
+        dataset.X_test = test.X
+        dataset.y_test = map_labels(ty_raw, found, str(test_labels or tpath))
+        dataset.notes = dataset.notes + test.notes
+    return dataset
 
 
 @DATASETS.register("text")
 def load_texts(path: str | None = None, text_column: str = "text", label_column: str = "label",
-               classes: list[str] | None = None, max_features: int = 5000, **_: Any) -> Dataset:
-    """Texts from a ``.csv`` (``text_column``, optional ``label_column``) or a ``.txt`` (one text per line),
-    featurised with TF-IDF (``max_features`` terms, fitted on all texts; deterministic)."""
-    import csv
-
+               classes: list[str] | None = None, max_features: int = 5000, id_column: str | None = None,
+               **_: Any) -> Dataset:
+    """Texts from a ``.csv`` or ``.jsonl`` (``text_column``, optional ``label_column`` and ``id_column``) or a
+    ``.txt`` (one text per line, no labels: campaigns only), featurised with TF-IDF (``max_features`` terms,
+    fitted on all texts; deterministic). Global ids are the 0-based data rows."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if not path:
-        raise ConfigError("dataset 'text' needs --data PATH (.csv with a text column, or .txt)")
+        raise ConfigError("dataset 'text' needs a texts file: pass --texts FILE to simulate (.csv or .jsonl with "
+                          "--text-column and --label-column), or --data FILE to campaign init")
     fpath = Path(path)
     if not fpath.exists():
-        raise DataError(f"text file {fpath} does not exist; check the --data path")
-    y_raw = None
-    if fpath.suffix.lower() == ".csv":
-        with open(fpath, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if not rows or text_column not in rows[0]:
-            raise DataError(f"{fpath} has no column {text_column!r}; pass --text-column NAME")
-        texts = [r[text_column] for r in rows]
-        if label_column in rows[0]:
-            y_raw = np.asarray([r[label_column] for r in rows])
-    else:
-        texts = [ln for ln in fpath.read_text().splitlines() if ln.strip()]
-    if not texts:
-        raise DataError(f"{fpath} holds no texts; give one text per row")
-    X = TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(texts)
+        raise DataError(f"texts file {fpath} does not exist; check the --texts (or --data) path")
+    rows = read_texts(fpath, text_column=text_column, label_column=label_column, id_column=id_column or None)
+    if rows.labels is None and not classes:
+        if fpath.suffix.lower() == ".txt":
+            raise DataError(f"{fpath} is a .txt (one text per line) and has no labels; simulate needs labelled "
+                            "texts: give a .csv or .jsonl with a label column (--label-column), or use the .txt "
+                            "in a campaign (al-loop campaign init --data FILE)")
+        raise DataError(f"{fpath} has no label column {label_column!r} (columns: {rows.columns}); pass "
+                        "--label-column NAME")
+    X = TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(rows.texts)
     X = np.asarray(X.todense(), dtype=np.float32)
-    if y_raw is None:
-        if not classes:
-            raise ConfigError("unlabeled texts need the class names; pass --labels \"spam,ham\"")
-        return Dataset(X=X, y=None, classes=tuple(classes), kind="text", texts=texts, name=fpath.stem)
-    y, found = _encode_labels(y_raw)
-    return Dataset(X=X, y=y, classes=found, kind="text", texts=texts, name=fpath.stem)
+    if rows.labels is None:
+        assert classes
+        return Dataset(X=X, y=None, classes=tuple(classes), kind="text", texts=rows.texts, name=fpath.stem,
+                       item_ids=rows.item_ids)
+    y, found = encode_labels(rows.labels, str(fpath))
+    return Dataset(X=X, y=y, classes=found, kind="text", texts=rows.texts, name=fpath.stem, item_ids=rows.item_ids)
 
 
 def load_dataset(name: str, **params: Any) -> Dataset:
@@ -292,43 +443,61 @@ def load_dataset(name: str, **params: Any) -> Dataset:
     return DATASETS.get(name)(**params)
 
 
+def _take(values: list[str] | None, positions: np.ndarray) -> list[str] | None:
+    return [values[int(i)] for i in positions] if values is not None else None
+
+
 def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0,
               val_fraction: float = 0.0) -> Pool:
     """Split ``dataset`` into a pool, a stratified seeded test split and an optional validation split.
 
-    ``val_fraction`` is a share of the whole dataset taken from the non-test
-    part. Global ids are the dataset's row numbers.
+    When the dataset brings its own test set (``dataset.X_test``), nothing is
+    held out of it and ``test_fraction`` is ignored. ``val_fraction`` is a share
+    of the whole dataset taken from the non-test part. Global ids are
+    ``dataset.ids`` (the file's row numbers), or the row positions
+    ``0..n-1``; ``item_ids`` and ``texts`` follow their rows into the pool.
     """
     from sklearn.model_selection import train_test_split
 
     n = len(dataset.X)
     if n == 0:
         raise DataError("the dataset is empty; give at least one labeled row")
-    ids = np.arange(n, dtype=np.int64)
+    global_ids = np.arange(n, dtype=np.int64) if dataset.ids is None else np.asarray(dataset.ids, dtype=np.int64)
+    if dataset.item_ids is not None and len(dataset.item_ids) != n:
+        raise DataError(f"{len(dataset.item_ids)} item ids for {n} rows; give one id per row")
+    positions = np.arange(n, dtype=np.int64)
     if dataset.y is None:  # unlabeled (campaign): everything is pool, nothing to test on
-        return Pool(X=dataset.X, ids=ids, classes=dataset.classes, y=None, kind=dataset.kind,
-                    texts=dataset.texts, name=dataset.name)
-    counts = np.bincount(dataset.y, minlength=len(dataset.classes))
-    stratify = dataset.y if counts[counts > 0].min() >= 2 else None
-    try:
-        pool_ids, test_ids = train_test_split(ids, test_size=test_fraction, random_state=split_seed,
-                                              stratify=stratify)
-    except ValueError as exc:
-        raise DataError(f"cannot split {n} rows into pool and test ({exc}); give more rows or change "
-                        "test_fraction") from None
-    val_ids = np.array([], dtype=np.int64)
+        return Pool(X=dataset.X, ids=global_ids, classes=dataset.classes, y=None, kind=dataset.kind,
+                    texts=dataset.texts, name=dataset.name, item_ids=dataset.item_ids, notes=list(dataset.notes))
+    if dataset.X_test is not None:
+        pool_pos, test_pos = positions, np.array([], dtype=np.int64)
+        X_test, y_test = dataset.X_test, dataset.y_test
+        val_share = val_fraction
+    else:
+        counts = np.bincount(dataset.y, minlength=len(dataset.classes))
+        stratify = dataset.y if counts[counts > 0].min() >= 2 else None
+        try:
+            pool_pos, test_pos = train_test_split(positions, test_size=test_fraction, random_state=split_seed,
+                                                  stratify=stratify)
+        except ValueError as exc:
+            raise DataError(f"cannot split {n} rows into pool and test ({exc}); give more rows or change "
+                            "test_fraction") from None
+        test_pos = np.sort(test_pos)
+        X_test, y_test = dataset.X[test_pos], dataset.y[test_pos]
+        val_share = val_fraction / (1.0 - test_fraction)
+    val_pos = np.array([], dtype=np.int64)
     if val_fraction > 0:
-        share = val_fraction / (1.0 - test_fraction)
-        strat = dataset.y[pool_ids]
+        strat = dataset.y[pool_pos]
         counts = np.bincount(strat, minlength=len(dataset.classes))
         try:
-            pool_ids, val_ids = train_test_split(pool_ids, test_size=share, random_state=split_seed + 1,
+            pool_pos, val_pos = train_test_split(pool_pos, test_size=val_share, random_state=split_seed + 1,
                                                  stratify=strat if counts[counts > 0].min() >= 2 else None)
         except ValueError as exc:
             raise DataError(f"cannot carve a validation split ({exc}); lower val_fraction") from None
-    pool_ids, test_ids, val_ids = np.sort(pool_ids), np.sort(test_ids), np.sort(val_ids)
-    return Pool(X=dataset.X[pool_ids], ids=pool_ids, classes=dataset.classes, y=dataset.y[pool_ids],
-                X_test=dataset.X[test_ids], y_test=dataset.y[test_ids], kind=dataset.kind,
-                X_val=dataset.X[val_ids] if len(val_ids) else None,
-                y_val=dataset.y[val_ids] if len(val_ids) else None,
-                texts=[dataset.texts[i] for i in pool_ids] if dataset.texts else None, name=dataset.name)
+    pool_pos, val_pos = np.sort(pool_pos), np.sort(val_pos)
+    return Pool(X=dataset.X[pool_pos], ids=global_ids[pool_pos], classes=dataset.classes, y=dataset.y[pool_pos],
+                X_test=X_test, y_test=y_test, kind=dataset.kind,
+                X_val=dataset.X[val_pos] if len(val_pos) else None,
+                y_val=dataset.y[val_pos] if len(val_pos) else None,
+                texts=_take(dataset.texts, pool_pos), name=dataset.name,
+                item_ids=_take(dataset.item_ids, pool_pos), notes=list(dataset.notes))

@@ -55,6 +55,11 @@ class Pool:
         Raw texts when ``kind == "text"`` (row-aligned with ``X``).
     name : str
         Dataset name, recorded with the run.
+    item_ids : list of str, optional
+        The user's own id of each item (``--id-column``), row-aligned with ``X``
+        and ``ids``; exports carry it next to the pool id.
+    notes : list of str
+        What loading the data did that the user should know (printed by the CLI).
     """
 
     X: np.ndarray
@@ -68,6 +73,8 @@ class Pool:
     name: str = "custom"
     X_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    item_ids: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
 
@@ -87,6 +94,8 @@ class Pool:
             raise DataError(
                 f"{len(self.y)} labels for {len(self.X)} rows of features; give one label per row"
             )
+        if self.item_ids is not None and len(self.item_ids) != len(self.ids):
+            raise DataError(f"{len(self.item_ids)} item ids for {len(self.ids)} pool rows; give one id per row")
         if len(set(self.classes)) != len(self.classes):
             raise DataError(f"class names repeat in {list(self.classes)}; give each class once")
         self._order = np.argsort(self.ids, kind="stable")

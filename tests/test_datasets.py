@@ -109,9 +109,12 @@ def test_user_file_errors(tmp_path) -> None:
     np.save(tmp_path / "X.npy", np.zeros((3, 2)))
     with pytest.raises(DataError, match="no labels"):
         load_dataset("file", features=str(tmp_path / "X.npy"))
+    (tmp_path / "x.xlsx").write_text("")
+    with pytest.raises(DataError, match="unsupported features file type '.xlsx'; use .npy, .npz, .csv or .parquet"):
+        load_dataset("file", features=str(tmp_path / "x.xlsx"))
     (tmp_path / "x.parquet").write_text("")
-    with pytest.raises(DataError, match="unsupported features file type"):
-        load_dataset("file", features=str(tmp_path / "x.parquet"))
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        load_dataset("file", features=str(tmp_path / "x.parquet"), labels=str(tmp_path / "y.txt"))
 
 
 def test_inf_features_refused(tmp_path) -> None:
