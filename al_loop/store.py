@@ -347,8 +347,15 @@ class Store:
                     s.add(row)
 
     # -- answers --------------------------------------------------------------------
-    def apply_answers(self, run_id: int, idx: int, answers: Sequence[Answer], classes: Sequence[str]) -> dict[str, int]:
-        """Upsert answers (invariant 4). Returns counts of what changed."""
+    def apply_answers(self, run_id: int, idx: int, answers: Sequence[Answer], classes: Sequence[str],
+                      source: str = "oracle") -> dict[str, int]:
+        """Upsert answers (invariant 4). Returns counts of what changed.
+
+        ``source`` is recorded with new label rows: ``"oracle"`` for answers to
+        items the run selected, ``"seed"`` for labels the user had of items the
+        run never selected (``al-loop query``); such items are labeled, so they
+        are never selected afterwards.
+        """
         counts = {"labeled": 0, "skipped": 0, "quarantined": 0, "deleted": 0, "unchanged": 0}
         valid = set(classes)
         with self.write() as s:
@@ -387,7 +394,7 @@ class Store:
                     s.add(existing)
                 else:
                     s.add(LabelRow(run_id=run_id, pool_id=a.pool_id, round=idx, status=a.status, label=a.label,
-                                   source="oracle", annotation_id=a.annotation_id, updated_at=a.updated_at,
+                                   source=source, annotation_id=a.annotation_id, updated_at=a.updated_at,
                                    annotator=a.annotator, disagreement=a.disagreement))
                 counts[a.status if a.status in counts else "labeled"] += 1
         return counts
