@@ -39,8 +39,16 @@ import numpy as np
 
 from al_loop.config import RunConfig
 from al_loop.errors import AlLoopError, ConfigError, DataError
-from al_loop.html_report import ReportFigure, write_report
-from al_loop.reports import GroupCurve, group_curves, load_curves, normalised_aulc, summary_rows
+from al_loop.html_report import ReportFigure, ReportSection, write_report
+from al_loop.reports import (
+    GroupCurve,
+    describe_differences,
+    group_curves,
+    load_curves,
+    normalised_aulc,
+    short_value,
+    summary_rows,
+)
 
 METRICS = ("accuracy", "macro_f1")
 TARGET_FRACTIONS = (0.90, 0.95, 0.98)
@@ -74,6 +82,28 @@ def labels_to_target(xs: Sequence[float], mean: Sequence[float], target: float) 
     return int(x[hit[0]]) if hit.size else None
 
 
+ALPHA = 0.05
+
+
+def min_wilcoxon_p(n: int) -> float:
+    """Smallest two-sided p-value the exact Wilcoxon signed-rank test can give with ``n`` pairs.
+
+    Every one of the ``2**n`` sign patterns of the ranks is equally likely
+    under the null hypothesis; the most extreme statistic (all differences of
+    one sign) is reached by two of them, so ``p >= 2 / 2**n``: 0.25 with 3
+    seeds, 0.0625 with 5, 0.031 with 6.
+    """
+    return 1.0 if n < 1 else min(1.0, 2.0 / 2.0 ** n)
+
+
+def seeds_needed(alpha: float = ALPHA) -> int:
+    """Fewest paired seeds with which the exact Wilcoxon test can reach ``p < alpha`` (6 for 0.05)."""
+    n = 1
+    while min_wilcoxon_p(n) >= alpha:
+        n += 1
+    return n
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """Wilcoxon signed-rank test of a group against its baseline, paired by seed.
@@ -89,6 +119,9 @@ class PairedTest:
         Paired seeds where the group's value is strictly above the baseline's.
     reason : str or None
         Why there is no p-value.
+    n_used : int
+        Pairs the test ranks: those with a non-zero difference (scipy's
+        default ``zero_method="wilcox"`` drops zero differences).
     """
 
     p_value: float | None
@@ -96,11 +129,24 @@ class PairedTest:
     n_pairs: int
     n_better: int
     reason: str | None = None
+    n_used: int = 0
+
+    @property
+    def min_p(self) -> float | None:
+        """The smallest p the test could give with these pairs (:func:`min_wilcoxon_p`); None without a test."""
+        return None if self.p_value is None else min_wilcoxon_p(self.n_used)
+
+    def p_text(self) -> str:
+        """``0.25 (min 0.25 with 3 seeds)``: the p-value next to the smallest one the seed count allows."""
+        if self.p_value is None:
+            return f"n/a ({self.reason})"
+        seeds = f"{self.n_used} seeds" if self.n_used == self.n_pairs else f"{self.n_used} untied seeds"
+        return f"{self.p_value:.3g} (min {self.min_p:.3g} with {seeds})"
 
     def describe(self) -> str:
         if self.p_value is None:
             return f"n/a ({self.reason})"
-        return f"p={self.p_value:.3g}, {self.n_better}/{self.n_pairs} seeds beat"
+        return f"p={self.p_text()}, {self.n_better}/{self.n_pairs} seeds beat"
 
 
 def paired_wilcoxon(a: Mapping[int, float], b: Mapping[int, float]) -> PairedTest:
@@ -131,7 +177,20 @@ def paired_wilcoxon(a: Mapping[int, float], b: Mapping[int, float]) -> PairedTes
     if np.all(x - y == 0):
         return PairedTest(None, None, len(seeds), n_better, "all paired differences are zero")
     res = wilcoxon(x, y)
-    return PairedTest(float(res.pvalue), float(res.statistic), len(seeds), n_better)
+    return PairedTest(float(res.pvalue), float(res.statistic), len(seeds), n_better,
+                      n_used=int(np.count_nonzero(x - y)))
+
+
+def few_seeds_note(tests: Sequence[PairedTest | None], alpha: float = ALPHA) -> str | None:
+    """One line when some paired test cannot reach ``p < alpha`` with its seeds; None otherwise."""
+    floors = sorted({t.n_used for t in tests if t is not None and t.min_p is not None and t.min_p >= alpha})
+    if not floors:
+        return None
+    n = floors[0]
+    need = seeds_needed(alpha)
+    return (f"With {n} paired seeds the exact Wilcoxon test cannot give p below {min_wilcoxon_p(n):.3g} "
+            f"(2/2^{n}), however large the gain; run {need} or more seeds (--seeds {need}) so that "
+            f"p < {alpha:g} is reachable ({need} seeds: min p {min_wilcoxon_p(need):.3g}).")
 
 
 def per_seed_aulc(group: GroupCurve) -> dict[int, float]:
@@ -155,6 +214,58 @@ def family_key(group: GroupCurve) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+_DATA_FILE_PARAMS = ("features", "texts", "path", "data")  # dataset_params naming the user's file, in this order
+
+
+def data_name(config: RunConfig) -> str:
+    """A short name of the run's data: the dataset, or the file's name for a user file.
+
+    >>> data_name(RunConfig(dataset="file", strategy="random", dataset_params={"features": "/x/customers.csv"}))
+    'customers'
+    """
+    if config.dataset == "file" or any(isinstance(config.dataset_params.get(k), str) for k in ("features", "texts")):
+        for key in _DATA_FILE_PARAMS:
+            value = config.dataset_params.get(key)
+            if isinstance(value, str) and value:
+                return Path(value).stem
+    return config.dataset
+
+
+def family_settings(config: RunConfig, seeds: Sequence[int]) -> list[tuple[str, str]]:
+    """The run settings a family shares, as (name, value) lines for the report.
+
+    Parameters
+    ----------
+    config : RunConfig
+        Any run of the family (they differ only in seed and strategy).
+    seeds : sequence of int
+        The seeds of the family's runs.
+    """
+    params = config.dataset_params
+    data = data_name(config)
+    source = ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if v is not None)
+    rows = [("data", f"{data} ({config.dataset}{': ' + source if source else ''})"),
+            ("learner", config.learner), ("rounds", str(config.rounds)),
+            ("batch", str(config.batch) + ("" if config.batch_schedule == "fixed" else
+                                           f" (schedule {config.batch_schedule})")),
+            ("init", str(config.init)),
+            ("init strategy", config.init_strategy + (f" ({short_value(config.init_params, 80)})"
+                                                       if config.init_params else "")),
+            ("seeds", f"{len(seeds)}: {', '.join(str(s) for s in seeds)}")]
+    own_test = params.get("test_features") or params.get("test_path")
+    if own_test:
+        rows.append(("test split", f"the user's test set {own_test}"))
+    else:
+        rows.append(("test split", f"{config.test_fraction:.0%} held out, stratified (split seed {config.split_seed})"))
+    if config.val_fraction:
+        rows.append(("validation split", f"{config.val_fraction:.0%}"))
+    if config.max_labels is not None:
+        rows.append(("label budget", str(config.max_labels)))
+    noise = {k: v for k, v in config.oracle_params.items() if v}
+    rows.append(("oracle", config.oracle + (f" ({short_value(noise, 80)})" if noise else "")))
+    return rows
+
+
 @dataclass
 class Family:
     """Groups sharing everything but the strategy: one figure, one baseline.
@@ -164,8 +275,11 @@ class Family:
     key : str
         :func:`family_key` of its groups.
     title : str
-        Dataset, learner and the fields that tell it apart from other families.
+        Short data name (:func:`data_name`), learner and the fields that tell it
+        apart from other families (short values, never a whole parameter dict).
     groups : list of GroupCurve
+        Labelled within the family (strategy, plus what tells two groups of one
+        strategy apart), best AULC first.
     config : RunConfig
         The configuration of one of its runs (any seed).
     seeds : list of int
@@ -184,24 +298,71 @@ class Family:
     ceiling: float | None = None
     png: Path | None = None
 
+    @property
+    def settings(self) -> list[tuple[str, str]]:
+        """:func:`family_settings` of the family."""
+        return family_settings(self.config, self.seeds)
+
+
+def _group_aulc(group: GroupCurve) -> float:
+    xs, vals = group.aligned()
+    return float(np.mean([normalised_aulc(xs, v) for v in vals]))
+
+
+_FIELD_NAMES = {"strategy_params.": "", "init_strategy=": "init=", "init_params.": "init."}
+_SHORT_FIELD = re.compile("^(" + "|".join(re.escape(k) for k in _FIELD_NAMES) + ")")
+
+
+def _label_within_family(groups: Sequence[GroupCurve]) -> None:
+    """Relabel ``groups`` (one family) by strategy, plus what tells two groups of one strategy apart."""
+    by_strategy: dict[str, list[GroupCurve]] = defaultdict(list)
+    for g in groups:
+        by_strategy[g.runs[0].strategy].append(g)
+    for name, gs in by_strategy.items():
+        if len(gs) == 1:
+            gs[0].label = name
+            continue
+        parts = describe_differences([json.loads(g.runs[0].group) for g in gs])
+        for g, part in zip(gs, parts, strict=True):
+            short = [_SHORT_FIELD.sub(lambda m: _FIELD_NAMES[m.group(0)], x) for x in part]
+            g.label = name + (" [" + ", ".join(short) + "]" if short else "")
+
 
 def split_families(groups: Sequence[GroupCurve]) -> list[Family]:
-    """Partition groups into families, titled by the fields that differ between families."""
+    """Partition groups into families, titled by short names and the fields that differ between families.
+
+    Groups are relabelled within their family (legend entries stay short) and
+    ordered by AULC, best first; families are ordered by title.
+    """
     by_key: dict[str, list[GroupCurve]] = {}
     for g in groups:
         by_key.setdefault(family_key(g), []).append(g)
-    dicts = {k: json.loads(k) for k in by_key}
-    differing = sorted(f for f in (set().union(*dicts.values()) if dicts else set())
-                       if f not in ("dataset", "learner")
-                       and len({json.dumps(d.get(f), sort_keys=True) for d in dicts.values()}) > 1)
+    # titles: short data name and learner, plus what tells apart families that share both
+    keys = list(by_key)
+    configs = {k: by_key[k][0].runs[0].config for k in keys}
+    extras: dict[str, list[str]] = {}
+    by_name: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for k in keys:
+        by_name[(data_name(configs[k]), configs[k].learner)].append(k)
+    for same in by_name.values():
+        dicts = [json.loads(k) for k in same]
+        for d in dicts:  # the data name stands for the dataset and its file
+            d["dataset_params"] = {p: v for p, v in (d.get("dataset_params") or {}).items()
+                                   if p not in _DATA_FILE_PARAMS}
+        extras.update(zip(same, describe_differences(dicts), strict=True))
     families = []
-    for key, gs in by_key.items():
-        d = dicts[key]
-        extra = [f"{f}={json.dumps(d.get(f), sort_keys=True)}" for f in differing]
-        title = " / ".join([str(d.get("dataset")), str(d.get("learner")), *extra])
+    for key in keys:
+        gs, config = by_key[key], configs[key]
+        title = " / ".join([data_name(config), config.learner, *extras[key]])
         seeds = sorted({r.seed for g in gs for r in g.runs})
-        families.append(Family(key=key, title=title, groups=sorted(gs, key=lambda g: g.label),
-                               config=gs[0].runs[0].config, seeds=seeds))
+        _label_within_family(gs)
+        families.append(Family(key=key, title=title, groups=sorted(gs, key=lambda g: (-_group_aulc(g), g.label)),
+                               config=config, seeds=seeds))
+    seen: dict[str, int] = defaultdict(int)
+    for fam in sorted(families, key=lambda f: (f.title, f.key)):  # two files of one name in two folders
+        seen[fam.title] += 1
+        if seen[fam.title] > 1:
+            fam.title += f" #{seen[fam.title]}"
     return sorted(families, key=lambda f: f.title)
 
 
@@ -372,7 +533,10 @@ def _pick_baseline(family: Family, baseline: str, warn: Callable[[str], None]) -
 
 
 def build_rows(families: Sequence[Family], baseline: str, warn: Callable[[str], None]) -> list[CompareRow]:
-    """The summary table: per group, curve statistics, targets, cost and the paired test."""
+    """The summary table: per group, curve statistics, targets, cost and the paired test.
+
+    Rows follow ``families`` and, within a family, its groups' order (best AULC first).
+    """
     rows = []
     for fam in families:
         stats = {r["strategy"]: r for r in summary_rows(fam.groups)}
@@ -415,8 +579,7 @@ def _test_cells(row: CompareRow) -> tuple[str, str]:
     if row.test is None:
         return ("n/a (no baseline)" if row.baseline == "no baseline" else "n/a (is the baseline)", "")
     t = row.test
-    p = f"n/a ({t.reason})" if t.p_value is None else f"{t.p_value:.3g}"
-    return p, f"{t.n_better}/{t.n_pairs}"
+    return t.p_text(), f"{t.n_better}/{t.n_pairs}"
 
 
 TABLE_HEADERS = ("family", "group", "seeds", "labels", "final", "AULC", "ceiling",
@@ -458,6 +621,7 @@ def csv_records(rows: Sequence[CompareRow]) -> list[dict[str, Any]]:
                     "baseline": r.baseline})
         t = r.test
         rec["p_value"] = "" if t is None or t.p_value is None else t.p_value
+        rec["p_min"] = "" if t is None or t.min_p is None else t.min_p  # the smallest p these seeds allow
         rec["test_note"] = "" if t is None or t.reason is None else f"n/a ({t.reason})"
         rec["paired_seeds"] = "" if t is None else t.n_pairs
         rec["seeds_beating_baseline"] = "" if t is None else t.n_better
@@ -471,44 +635,85 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "x"
 
 
-def _xv(group: GroupCurve, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return group.aligned()[0], values
+def palette(n: int) -> list[dict[str, Any]]:
+    """``n`` distinct line styles (``color``, ``linestyle``) for ``n`` curves on one axis.
+
+    Up to 10 curves take ``tab10``; up to 20, ``tab20`` with its dark shades
+    first; up to 60, ``tab20`` + ``tab20b`` + ``tab20c``; past 60 the colours
+    repeat with another dash pattern, so no two curves look alike. ``compare``
+    and ``curves`` both draw with it.
+    """
+    from matplotlib import colormaps
+
+    if n <= 10:
+        colours = [colormaps["tab10"](i) for i in range(10)]
+    else:
+        tab20 = [colormaps["tab20"](i) for i in range(20)]
+        colours = tab20[0::2] + tab20[1::2]
+        if n > 20:
+            colours += [colormaps[name](i) for name in ("tab20b", "tab20c") for i in range(20)]
+    dashes = ["-", "--", ":", "-."]
+    return [{"color": colours[i % len(colours)], "linestyle": dashes[(i // len(colours)) % len(dashes)]}
+            for i in range(n)]
 
 
-def plot_family(family: Family, out: Path, metric: str) -> Path:
-    """Mean curve and ±1 std band per group of one family, the ceiling as a dashed line."""
+FIGURE_SIZE = (7.5, 4.6)  # inches of the axes' figure before the legend; the legend widens the PNG
+FIGURE_DPI = 110
+_AXES_BOX = (0.1, 0.11, 0.97, 0.9)  # left, bottom, right, top: the axes keep this share whatever the legend
+
+
+def curves_figure(groups: Sequence[GroupCurve], metric: str, title: str, ceiling: float | None = None) -> Any:
+    """A matplotlib figure: mean curve and ±1 std band per group, best AULC first.
+
+    The axes have a fixed size (:data:`FIGURE_SIZE`, :data:`_AXES_BOX`); the
+    legend sits outside on the right and the saved PNG grows to hold it
+    (``bbox_inches="tight"``), so many groups or long labels never squeeze the
+    curves. Colours come from :func:`palette`; long labels wrap.
+    """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    many = len(family.groups) > 6
-    fig, ax = plt.subplots(figsize=(11, 5.2) if many else (7.5, 4.8))
-    colors = plt.get_cmap("tab20" if len(family.groups) > 10 else "tab10")
-    # best AULC first in the legend; distinct colours, bands fainter when crowded
-    order = sorted(family.groups, key=lambda g: -np.mean([normalised_aulc(*_xv(g, v)) for v in g.aligned()[1]]))
-    for i, g in enumerate(order):
+    crowded = len(groups) > 6
+    fig = plt.figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI)
+    left, bottom, right, top = _AXES_BOX
+    ax = fig.add_axes((left, bottom, right - left, top - bottom))
+    order = sorted(groups, key=lambda g: (-_group_aulc(g), g.label))
+    for g, style in zip(order, palette(len(order)), strict=True):
         xs, vals = g.aligned()
         mean, std = vals.mean(axis=0), vals.std(axis=0)
-        aulc = np.mean([normalised_aulc(xs, v) for v in vals])
-        (line,) = ax.plot(xs, mean, marker="o", ms=3, color=colors(i % colors.N),
-                          label=f"{g.label} (AULC {aulc:.3f}, n={len({r.seed for r in g.runs})})")
-        ax.fill_between(xs, mean - std, mean + std, alpha=0.08 if many else 0.2, color=line.get_color())
-    if family.ceiling is not None and math.isfinite(family.ceiling):
-        ax.axhline(family.ceiling, color="black", ls="--", lw=1,
-                   label=f"full-data ceiling {family.ceiling:.3f}")
+        label = f"{g.label} (AULC {_group_aulc(g):.3f}, n={len({r.seed for r in g.runs})})"
+        ax.plot(xs, mean, marker="o", ms=3, label="\n".join(textwrap.wrap(label, 48)) or label, **style)
+        ax.fill_between(xs, mean - std, mean + std, alpha=0.08 if crowded else 0.2, color=style["color"], lw=0)
+    if ceiling is not None and math.isfinite(ceiling):
+        ax.axhline(ceiling, color="black", ls="--", lw=1, label=f"full-data ceiling {ceiling:.3f}")
     ax.set_xlabel("number of labels")
     ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(f"{family.title}: {metric} (mean ± std over seeds)", fontsize=10)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=10)
     ax.grid(alpha=0.3)
-    if many:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    else:
-        ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
+    return fig
+
+
+def save_figure(groups: Sequence[GroupCurve], out: Path, metric: str, title: str,
+                ceiling: float | None = None) -> Path:
+    """Write :func:`curves_figure` to ``out`` (PNG; the folder is created)."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(groups, metric, title, ceiling)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=FIGURE_DPI, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
     return out
+
+
+def plot_family(family: Family, out: Path, metric: str) -> Path:
+    """One family's figure: its groups and the full-data ceiling as a dashed line."""
+    return save_figure(family.groups, out, metric, f"{family.title}: {metric} (mean ± std over seeds)",
+                       family.ceiling)
 
 
 # -- the whole comparison ------------------------------------------------------------------
@@ -529,6 +734,8 @@ class CompareResult:
         One-line warnings (missing baseline, no ceiling, cache problems).
     ceilings_trained : int
         Full-data fits done by this call (0 when every ceiling came from the cache).
+    notes : list of str
+        One-line notes on reading the results (e.g. too few seeds for the paired test).
     """
 
     rows: list[CompareRow]
@@ -539,12 +746,14 @@ class CompareResult:
     html: Path
     warnings: list[str]
     ceilings_trained: int
+    notes: list[str] = field(default_factory=list)
 
     def group_lines(self) -> list[str]:
         """Human-readable list of the groups, family by family."""
         lines = []
         for fam in self.families:
             lines.append(f"{fam.title}:")
+            lines.append("  settings: " + "; ".join(f"{k} {v}" for k, v in fam.settings))
             for g in fam.groups:
                 seeds = sorted({r.seed for r in g.runs})
                 lines.append(f"  {g.label}: {len(g.runs)} run(s), seeds {seeds}")
@@ -631,12 +840,16 @@ def compare(dbs: Sequence[str | Path], out: str | Path, metric: str = "accuracy"
     pngs = []
     for i, fam in enumerate(families):
         tag = hashlib.sha1(fam.key.encode()).hexdigest()[:8]
-        name = f"curves-{i + 1:02d}-{_slug(fam.config.dataset)}-{_slug(fam.config.learner)}-{tag}.png"
+        name = f"curves-{i + 1:02d}-{_slug(data_name(fam.config))}-{_slug(fam.config.learner)}-{tag}.png"
         fam.png = plot_family(fam, out / name, metric)
         pngs.append(fam.png)
 
+    notes = [n for n in (few_seeds_note([r.test for r in rows]),) if n is not None]
     summary_md = out / "summary.md"
-    summary_md.write_text(f"# {metric}: label-efficiency summary\n\n" + markdown_table(rows), encoding="utf-8")
+    settings_md = "".join(f"\n## {f.title}\n\n" + "".join(f"- {k}: {v}\n" for k, v in f.settings) for f in families)
+    summary_md.write_text(f"# {metric}: label-efficiency summary\n\n" + markdown_table(rows)
+                          + "".join(f"\nNote: {n}\n" for n in notes)
+                          + "\n# Run settings\n" + settings_md, encoding="utf-8")
     summary_csv = out / "summary.csv"
     records = csv_records(rows)
     with open(summary_csv, "w", newline="", encoding="utf-8") as fh:
@@ -651,17 +864,20 @@ def compare(dbs: Sequence[str | Path], out: str | Path, metric: str = "accuracy"
              "AULC: area under the curve divided by the label range. Labels to X%: first number of labels "
              "where the mean curve reaches X% of the full-data ceiling (the learner fitted on the whole pool).",
              f"Paired test: Wilcoxon signed-rank on per-seed AULC against {baseline!r} of the same family, "
-             "paired by seed (two-sided)."]
+             "paired by seed (two-sided, exact for small seed counts); next to each p is the smallest p its "
+             "seed count allows (2/2^n with n seeds).", *notes]
     figures = [ReportFigure(title=f.title, png=f.png, caption=", ".join(g.label for g in f.groups))
                for f in families if f.png is not None]
-    group_list = [(f.title, [f"{g.label}: {len(g.runs)} run(s), seeds {sorted({r.seed for r in g.runs})}"
-                             for g in f.groups]) for f in families]
+    sections = [ReportSection(title=f.title, settings=f.settings,
+                              groups=[f"{g.label}: {len(g.runs)} run(s), seeds {sorted({r.seed for r in g.runs})}"
+                                      for g in f.groups]) for f in families]
     html = write_report(out / "report.html", f"al-loop compare: {metric}", figures, TABLE_HEADERS,
-                        [format_row(r) for r in rows], group_list, intro, warnings)
+                        [format_row(r) for r in rows], sections, intro, [*notes, *warnings])
     return CompareResult(rows=rows, families=families, pngs=pngs, summary_md=summary_md, summary_csv=summary_csv,
-                         html=html, warnings=warnings, ceilings_trained=trained)
+                         html=html, warnings=warnings, ceilings_trained=trained, notes=notes)
 
 
 __all__ = ["CeilingCache", "CompareResult", "CompareRow", "Family", "PairedTest", "build_rows", "ceiling_key",
-           "compare", "default_cache_path", "family_key", "labels_to_target", "paired_wilcoxon", "per_seed_aulc",
-           "split_families", "train_ceiling"]
+           "compare", "curves_figure", "data_name", "default_cache_path", "family_key", "family_settings",
+           "few_seeds_note", "labels_to_target", "min_wilcoxon_p", "paired_wilcoxon", "palette", "per_seed_aulc",
+           "save_figure", "seeds_needed", "split_families", "train_ceiling"]

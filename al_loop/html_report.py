@@ -24,6 +24,7 @@ th { background: #f3f3f3; } td:first-child, td:nth-child(2), th:first-child, th:
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.9em; color: #555; } .notes li { color: #8a5a00; }
 code { background: #f6f6f6; padding: 0 0.2em; }
+table.settings th { text-align: left; } table.settings td { text-align: left; }
 """
 
 
@@ -46,6 +47,26 @@ class ReportFigure:
     caption: str = ""
 
 
+@dataclass(frozen=True)
+class ReportSection:
+    """One configuration family: its settings and its groups.
+
+    Attributes
+    ----------
+    title : str
+        Heading (the family's short title).
+    settings : sequence of (str, str)
+        Run settings shared by the family (data, learner, rounds, ...), shown as a
+        two-column table.
+    groups : sequence of str
+        One line per group of runs.
+    """
+
+    title: str
+    settings: Sequence[tuple[str, str]] = ()
+    groups: Sequence[str] = ()
+
+
 def png_data_uri(path: str | Path) -> str:
     """The bytes of a PNG file as a ``data:image/png;base64,`` URI."""
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
@@ -59,7 +80,7 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def render_report(title: str, figures: Sequence[ReportFigure], headers: Sequence[str],
-                  rows: Sequence[Sequence[str]], groups: Sequence[tuple[str, Sequence[str]]],
+                  rows: Sequence[Sequence[str]], sections: Sequence[ReportSection],
                   intro: Sequence[str] = (), notes: Sequence[str] = ()) -> str:
     """The report as one HTML string.
 
@@ -71,20 +92,24 @@ def render_report(title: str, figures: Sequence[ReportFigure], headers: Sequence
         Inlined in order, one ``<img>`` each.
     headers, rows : sequences of str
         The summary table (cells already formatted).
-    groups : sequence of (str, sequence of str)
-        Heading (a configuration family) and the groups listed under it.
+    sections : sequence of ReportSection
+        Per configuration family: its run settings and its groups.
     intro, notes : sequence of str
-        Paragraphs before the table; warnings listed at the end.
+        Paragraphs before the table; notes and warnings listed at the end.
     """
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
              f"<h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{html.escape(p)}</p>" for p in intro]
     parts += ["<h2>Summary</h2>", html_table(headers, rows)]
-    parts.append("<h2>Groups</h2>")
-    for heading, members in groups:
-        parts.append(f"<h3>{html.escape(heading)}</h3>")
-        parts.append("<ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in members) + "</ul>")
+    parts.append("<h2>Run settings and groups</h2>")
+    for sec in sections:
+        parts.append(f"<h3>{html.escape(sec.title)}</h3>")
+        if sec.settings:
+            parts.append('<table class="settings"><tbody>' + "".join(
+                f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in sec.settings)
+                + "</tbody></table>")
+        parts.append("<ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in sec.groups) + "</ul>")
     parts.append("<h2>Curves</h2>")
     for fig in figures:
         parts.append(f'<figure><h3>{html.escape(fig.title)}</h3><img src="{png_data_uri(fig.png)}" '
@@ -98,9 +123,9 @@ def render_report(title: str, figures: Sequence[ReportFigure], headers: Sequence
 
 
 def write_report(path: str | Path, title: str, figures: Sequence[ReportFigure], headers: Sequence[str],
-                 rows: Sequence[Sequence[str]], groups: Sequence[tuple[str, Sequence[str]]],
+                 rows: Sequence[Sequence[str]], sections: Sequence[ReportSection],
                  intro: Sequence[str] = (), notes: Sequence[str] = ()) -> Path:
     """Write :func:`render_report` to ``path`` (UTF-8) and return the path."""
     path = Path(path)
-    path.write_text(render_report(title, figures, headers, rows, groups, intro, notes), encoding="utf-8")
+    path.write_text(render_report(title, figures, headers, rows, sections, intro, notes), encoding="utf-8")
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +61,12 @@ class GroupCurve:
         return xs, vals
 
 
-def load_curves(dbs: Sequence[str], metric: str = "accuracy") -> list[RunCurve]:
-    """Curves of every run with metrics in the given stores (read-only)."""
+def load_curves(dbs: Sequence[str], metric: str = "accuracy",
+                run_ids: Collection[int] | None = None) -> list[RunCurve]:
+    """Curves of every run with metrics in the given stores (read-only).
+
+    ``run_ids`` keeps only those runs (e.g. the runs ``resume`` just finished).
+    """
     if metric not in ("accuracy", "macro_f1"):
         raise DataError(f"unknown metric {metric!r}; use accuracy or macro_f1")
     out = []
@@ -71,6 +75,8 @@ def load_curves(dbs: Sequence[str], metric: str = "accuracy") -> list[RunCurve]:
         try:
             for run in store.runs():
                 assert run.id is not None
+                if run_ids is not None and run.id not in run_ids:
+                    continue
                 rows = store.metrics(run.id)
                 if not rows:
                     continue
@@ -86,10 +92,52 @@ def load_curves(dbs: Sequence[str], metric: str = "accuracy") -> list[RunCurve]:
     return out
 
 
+def short_value(value: object, limit: int = 32) -> str:
+    """A config value as a few readable characters: paths by their file name, dicts as ``k=v``.
+
+    >>> short_value("/data/customers.csv"), short_value({"k": 10, "prune": True})
+    ('customers.csv', 'k=10, prune=true')
+    """
+    if isinstance(value, str):
+        text = Path(value).name if ("/" in value or "\\" in value) else value
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}={short_value(v, limit)}" for k, v in sorted(value.items()))
+    else:
+        text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_differences(dicts: Sequence[dict[str, object]]) -> list[list[str]]:
+    """Per dict, ``field=value`` for each top-level field whose value differs between the dicts.
+
+    A dict-valued field (``strategy_params``, ``dataset_params``) is opened one
+    level, so only its differing keys are named (``dataset_params.limit=500``),
+    never the whole dict.
+    """
+    def differing(ds: Sequence[dict[str, object]]) -> list[str]:
+        keys = set().union(*(d.keys() for d in ds)) if ds else set()
+        return sorted(k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in ds}) > 1)
+
+    out: list[list[str]] = [[] for _ in dicts]
+    for key in differing(dicts):
+        values = [d.get(key) for d in dicts]
+        if all(isinstance(v, dict) or v is None for v in values):
+            subs = [v if isinstance(v, dict) else {} for v in values]
+            for sub in differing(subs):
+                for parts, d in zip(out, subs, strict=True):
+                    if sub in d:
+                        parts.append(f"{key}.{sub}={short_value(d[sub])}")
+        else:
+            for parts, v in zip(out, values, strict=True):
+                parts.append(f"{key}={short_value(v)}")
+    return out
+
+
 def group_curves(curves: Sequence[RunCurve]) -> list[GroupCurve]:
     """Group runs whose configurations differ only in the seed; never mix configs.
 
     Labels are the strategy name, extended with the differing config fields
+    (:func:`describe_differences`: short values, never a whole parameter dict)
     when one strategy appears under several configurations.
     """
     groups: dict[str, GroupCurve] = {}
@@ -100,10 +148,9 @@ def group_curves(curves: Sequence[RunCurve]) -> list[GroupCurve]:
         by_strategy[g.label].append(g)
     for name, gs in by_strategy.items():
         if len(gs) > 1:
-            dicts = [json.loads(g.runs[0].group) for g in gs]
-            keys = sorted(k for k in dicts[0] if len({json.dumps(d.get(k), sort_keys=True) for d in dicts}) > 1)
-            for g, d in zip(gs, dicts, strict=False):
-                g.label = name + " [" + ", ".join(f"{k}={json.dumps(d.get(k), sort_keys=True)}" for k in keys) + "]"
+            parts = describe_differences([json.loads(g.runs[0].group) for g in gs])
+            for g, p in zip(gs, parts, strict=True):
+                g.label = name + " [" + ", ".join(p) + "]"
     return sorted(groups.values(), key=lambda g: g.label)
 
 
@@ -121,27 +168,12 @@ def summary_rows(groups: Sequence[GroupCurve]) -> list[dict[str, object]]:
 
 def plot_curves(groups: Sequence[GroupCurve], out: str | Path, metric: str = "accuracy",
                 title: str | None = None) -> Path:
-    """Mean curve and a +-1 std band per group, AULC in the legend; writes a PNG."""
-    import matplotlib
+    """Mean curve and a +-1 std band per group, AULC in the legend; writes a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The figure is :func:`al_loop.compare.curves_figure`, the one ``compare``
+    draws: the same palette (distinct for many strategies), the legend outside
+    the axes and sorted by AULC.
+    """
+    from al_loop.compare import save_figure
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for g in groups:
-        xs, vals = g.aligned()
-        mean, std = vals.mean(axis=0), vals.std(axis=0)
-        aulc = np.mean([normalised_aulc(xs, v) for v in vals])
-        (line,) = ax.plot(xs, mean, marker="o", ms=3, label=f"{g.label} (AULC {aulc:.3f}, n={len(g.runs)})")
-        ax.fill_between(xs, mean - std, mean + std, alpha=0.2, color=line.get_color())
-    ax.set_xlabel("number of labels")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(title or f"{metric} vs labels (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(groups, Path(out), metric, title or f"{metric} vs labels (mean ± std over seeds)")

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from al_loop import api
 from al_loop import compare as compare_mod
+from al_loop.cli.compare import add_compare_command
 from al_loop.compare import compare, labels_to_target, paired_wilcoxon, per_seed_aulc
-from al_loop.compare_cli import add_compare_command
 from al_loop.config import RunConfig
 from al_loop.errors import ConfigError, DataError
 from al_loop.reports import GroupCurve, RunCurve, normalised_aulc
@@ -130,9 +130,12 @@ def test_paired_wilcoxon_says_why_there_is_no_p_value() -> None:
 # -- grouping and pairing -----------------------------------------------------------------------
 def test_grouping_never_mixes_configs_and_pairs_within_family(two_families: list[Path], tmp_path: Path) -> None:
     res = compare(two_families, tmp_path / "out", ceiling=False)
-    rows = {r.group: r for r in res.rows}
-    assert set(rows) == {"entropy [batch=10]", "entropy [batch=20]", "random"}
-    b10, b20, rnd = rows["entropy [batch=10]"], rows["entropy [batch=20]"], rows["random"]
+    rows = {(r.family, r.group): r for r in res.rows}
+    # a group is labelled within its family: the family's title says the batch, the legend says the strategy
+    assert set(rows) == {("digits / logreg / batch=10", "entropy"), ("digits / logreg / batch=20", "entropy"),
+                         ("digits / logreg / batch=10", "random")}
+    b10, b20 = rows[("digits / logreg / batch=10", "entropy")], rows[("digits / logreg / batch=20", "entropy")]
+    rnd = rows[("digits / logreg / batch=10", "random")]
     assert (b10.seeds, b20.seeds) == (2, 2)
     assert b10.final_mean == pytest.approx(0.65) and b20.final_mean == pytest.approx(0.15)
     assert b10.labels == 40 and b20.labels == 60
@@ -180,7 +183,9 @@ def test_summary_files_hold_one_row_per_group(two_families: list[Path], tmp_path
     res = compare(two_families, tmp_path / "out", ceiling=False)
     with open(res.summary_csv, newline="") as fh:
         records = list(csv.DictReader(fh))
-    assert sorted(r["group"] for r in records) == ["entropy [batch=10]", "entropy [batch=20]", "random"]
+    assert sorted((r["family"], r["group"]) for r in records) == [
+        ("digits / logreg / batch=10", "entropy"), ("digits / logreg / batch=10", "random"),
+        ("digits / logreg / batch=20", "entropy")]
     assert all(r["labels_to_90"] == "n/a (no ceiling)" for r in records)
     md = res.summary_md.read_text().splitlines()
     assert sum(line.startswith("| ") for line in md) == 2 + 3  # header, rule, three groups
@@ -317,3 +322,184 @@ def test_cli_command_registered_on_an_app(simulated: list[Path], tmp_path: Path,
 
     result = CliRunner().invoke(app, ["compare", "--db", str(a), "--out", str(out), "--metric", "f2"])
     assert isinstance(result.exception, ConfigError)
+
+
+# -- families across datasets: names, settings, readable figures, order -----------------------------
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def file_cfg(tmp_path: Path, name: str, strategy: str, seed: int, **kw: object) -> RunConfig:
+    params = {"features": str(tmp_path / "data" / f"{name}.npy"), "labels": str(tmp_path / "data" / f"{name}-y.npy"),
+              "label_column": "label"}
+    return RunConfig(dataset="file", strategy=strategy, seed=seed, rounds=2, batch=10, init=20,
+                     dataset_params=params, **kw)  # type: ignore[arg-type]
+
+
+STRATS = ("random", "entropy", "margin", "kcenter", "badge", "cal", "typiclust", "probcover", "least_confidence",
+          "fass", "switch")
+
+
+@pytest.fixture()
+def three_datasets(tmp_path: Path) -> Path:
+    """digits, customers.npy and tickets.npy: three families, 11 strategies x 3 seeds in the customers one."""
+    runs: list[tuple[RunConfig, list[tuple[int, float]]]] = []
+    for i, strat in enumerate(STRATS):
+        for seed in range(3):
+            runs.append((file_cfg(tmp_path, "customers", strat, seed),
+                         curve(10, [0.3 + 0.01 * i, 0.4 + 0.02 * i + 0.001 * seed, 0.5 + 0.02 * i])))
+    for seed in range(3):
+        runs.append((file_cfg(tmp_path, "tickets", "random", seed, learner="mlp"), curve(10, [0.6, 0.7, 0.8])))
+        runs.append((file_cfg(tmp_path, "tickets", "margin", seed, learner="mlp"), curve(10, [0.6, 0.8, 0.9])))
+        runs.append((cfg("random", seed), curve(10, [0.5, 0.6, 0.7])))
+        runs.append((cfg("entropy", seed), curve(10, [0.5, 0.55, 0.6])))
+    return write_store(tmp_path / "mixed.sqlite", runs)
+
+
+def test_families_of_different_datasets_have_short_names_and_short_legends(three_datasets: Path,
+                                                                           tmp_path: Path) -> None:
+    res = compare([three_datasets], tmp_path / "out", ceiling=False)
+    titles = [f.title for f in res.families]
+    assert titles == ["customers / logreg", "digits / logreg", "tickets / mlp"]  # the file's name, not "file"
+    for fam in res.families:
+        assert all("{" not in g.label and "dataset_params" not in g.label for g in fam.groups)
+    assert {g.label for g in res.families[0].groups} == set(STRATS)
+    assert compare_mod.data_name(res.families[2].config) == "tickets"
+    assert compare_mod.data_name(cfg("random", 0)) == "digits"
+
+
+def test_one_readable_figure_per_family_however_long_the_legend(three_datasets: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = compare([three_datasets], out, ceiling=False)
+    assert len(res.pngs) == len(res.families) == 3 and len(set(res.pngs)) == 3
+    crowded = res.families[0]
+    for g in crowded.groups:  # long labels, as a parameter sweep gives them
+        g.label += " [prune=true, space=embedding, k=10, metric=cosine]"
+    fig = compare_mod.curves_figure(crowded.groups, "accuracy", crowded.title)
+    axes_px = fig.axes[0].get_window_extent().width
+    legend = fig.axes[0].get_legend().get_window_extent()
+    assert axes_px >= 600  # never squeezed: the axes keep their width, the legend widens the image
+    assert legend.x0 >= fig.axes[0].get_window_extent().x1  # outside: it covers no line
+    path = compare_mod.save_figure(crowded.groups, out / "long.png", "accuracy", crowded.title)
+    width, _ = _png_size(path)
+    assert width >= axes_px + legend.width
+    for png in res.pngs:
+        assert _png_size(png)[0] >= 600
+
+
+def test_report_lists_the_run_settings_of_each_family(three_datasets: Path, tmp_path: Path) -> None:
+    res = compare([three_datasets], tmp_path / "out", ceiling=False)
+    page = res.html.read_text(encoding="utf-8")
+    md = res.summary_md.read_text(encoding="utf-8")
+    for fam in res.families:
+        settings = dict(fam.settings)
+        assert set(settings) >= {"data", "learner", "rounds", "batch", "init", "init strategy", "seeds", "test split"}
+        assert settings["rounds"] == "2" and settings["batch"] == "10" and settings["init"] == "20"
+        assert settings["seeds"] == "3: 0, 1, 2" and settings["init strategy"] == "random"
+        assert settings["test split"] == "25% held out, stratified (split seed 0)"
+        for key, value in fam.settings:
+            assert f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>" in page
+            assert f"- {key}: {value}" in md
+    assert dict(res.families[2].settings)["learner"] == "mlp"
+    assert dict(res.families[0].settings)["data"].startswith("customers (file: features=")
+
+
+def test_tables_are_sorted_by_aulc_within_each_family(three_datasets: Path, tmp_path: Path) -> None:
+    res = compare([three_datasets], tmp_path / "out", ceiling=False)
+    families = [r.family for r in res.rows]
+    assert families == sorted(families)  # family by family
+    for fam in res.families:
+        aulcs = [r.aulc_mean for r in res.rows if r.family == fam.title]
+        assert aulcs == sorted(aulcs, reverse=True) and len(set(aulcs)) > 1
+    md_groups = [line.split(" | ")[1] for line in res.summary_md.read_text().splitlines()[4:]
+                 if line.startswith("| customers")]
+    assert md_groups == list(reversed(STRATS))  # the later strategies of the fixture climb faster
+    with open(res.summary_csv, newline="") as fh:
+        assert [r["group"] for r in csv.DictReader(fh) if r["family"] == "customers / logreg"] == md_groups
+
+
+# -- Wilcoxon with few seeds ----------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 8])
+def test_min_p_formula_equals_scipy_on_all_positive_differences(n: int) -> None:
+    diffs = np.arange(1, n + 1) * 0.01  # every difference of one sign: the most extreme statistic
+    assert compare_mod.min_wilcoxon_p(n) == pytest.approx(float(wilcoxon(diffs).pvalue))
+    assert compare_mod.min_wilcoxon_p(n) == pytest.approx(2 / 2 ** n)
+
+
+def test_seeds_needed_for_p_below_005_is_six() -> None:
+    assert compare_mod.seeds_needed(0.05) == 6
+    assert compare_mod.min_wilcoxon_p(5) >= 0.05 > compare_mod.min_wilcoxon_p(6)
+    assert compare_mod.seeds_needed(0.01) == 8
+
+
+def _seed_stores(tmp_path: Path, n_seeds: int) -> Path:
+    runs = []
+    for seed in range(n_seeds):
+        runs.append((cfg("random", seed), curve(10, [0.5, 0.55, 0.6])))
+        runs.append((cfg("margin", seed), curve(10, [0.5, 0.7 + 0.01 * seed, 0.8])))
+    return write_store(tmp_path / f"seeds{n_seeds}.sqlite", runs)
+
+
+def test_three_seeds_show_the_smallest_p_and_recommend_six(tmp_path: Path) -> None:
+    res = compare([_seed_stores(tmp_path, 3)], tmp_path / "out", ceiling=False)
+    margin = next(r for r in res.rows if r.group == "margin")
+    assert margin.test is not None and margin.test.p_value == pytest.approx(0.25)
+    assert margin.test.min_p == pytest.approx(0.25)
+    cell = "0.25 (min 0.25 with 3 seeds)"
+    assert compare_mod.format_row(margin)[compare_mod.TABLE_HEADERS.index("p (Wilcoxon, AULC)")] == cell
+    md, page = res.summary_md.read_text(), res.html.read_text(encoding="utf-8")
+    assert cell in md and html.escape(cell) in page
+    with open(res.summary_csv, newline="") as fh:
+        rec = next(r for r in csv.DictReader(fh) if r["group"] == "margin")
+    assert float(rec["p_value"]) == pytest.approx(0.25) and float(rec["p_min"]) == pytest.approx(0.25)
+    assert len(res.notes) == 1
+    note = res.notes[0]
+    assert "3 paired seeds" in note and "0.25" in note and "--seeds 6" in note and "\n" not in note
+    assert f"Note: {note}" in md and html.escape(note) in page
+
+
+def test_six_seeds_can_reach_005_and_need_no_note(tmp_path: Path) -> None:
+    res = compare([_seed_stores(tmp_path, 6)], tmp_path / "out", ceiling=False)
+    margin = next(r for r in res.rows if r.group == "margin")
+    assert margin.test is not None and margin.test.p_value == pytest.approx(2 / 64)
+    assert margin.test.p_text() == "0.0312 (min 0.0312 with 6 seeds)"
+    assert res.notes == [] and "Note:" not in res.summary_md.read_text()
+
+
+# -- one palette for compare and curves ---------------------------------------------------------------
+@pytest.mark.parametrize("n", [3, 11, 20, 25, 70])
+def test_palette_gives_distinct_styles(n: int) -> None:
+    styles = compare_mod.palette(n)
+    assert len(styles) == n
+    assert len({(tuple(s["color"]), s["linestyle"]) for s in styles}) == n
+    if n <= 60:
+        assert len({tuple(s["color"]) for s in styles}) == n  # colour alone tells them apart
+
+
+def test_curves_and_compare_draw_with_the_same_palette(three_datasets: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from al_loop import reports
+
+    calls: list[int] = []
+    real = compare_mod.palette
+
+    def spy(n: int) -> list[dict[str, object]]:
+        calls.append(n)
+        return real(n)
+
+    monkeypatch.setattr(compare_mod, "palette", spy)
+    groups = [g for g in reports.group_curves(reports.load_curves([str(three_datasets)]))
+              if g.runs[0].config.dataset == "file" and g.runs[0].config.learner == "logreg"]
+    assert len(groups) == 11
+    png = reports.plot_curves(groups, tmp_path / "curves.png")
+    assert calls == [11] and _png_size(png)[0] >= 600
+    fig = compare_mod.curves_figure(groups, "accuracy", "t")
+    colours = [tuple(line.get_color()) for line in fig.axes[0].get_lines()]
+    assert colours == [tuple(s["color"]) for s in real(11)] and len(set(colours)) == 11
+    ax_box = fig.axes[0].get_window_extent()
+    assert fig.axes[0].get_legend().get_window_extent().x0 >= ax_box.x1  # the legend is outside
+    calls.clear()
+    compare([three_datasets], tmp_path / "out", ceiling=False)
+    assert sorted(calls) == [2, 2, 11]
