@@ -143,6 +143,17 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
     return configs
 
 
+def record_items(store: Store, config: RunConfig, pool: Pool) -> bool:
+    """Record the user's item ids and texts of ``config``'s dataset once (``items`` table); False if already there.
+
+    Nothing is written when the data has neither (built-in datasets, plain arrays).
+    """
+    cat = pool.catalogue
+    if cat is None:
+        return False
+    return store.record_items(config.dataset_key(), cat.ids.tolist(), item_ids=cat.item_ids, texts=cat.texts)
+
+
 def run_configs(db: str, configs: Sequence[RunConfig], on_round: Callable[[int, str], None] | None = None,
                 log: Callable[[str], None] | None = None, cluster: str | None = None) -> list[int]:
     """Create one run per config in ``db`` and drive each to the end; return the run ids.
@@ -155,6 +166,11 @@ def run_configs(db: str, configs: Sequence[RunConfig], on_round: Callable[[int, 
     with cluster_session(cluster) as runner:  # a bad spec fails before the store is touched
         store = Store(db)
         try:
+            for cfg in {cfg.dataset_key(): cfg for cfg in configs}.values():  # once per dataset
+                pool = build_pool(cfg)
+                record_items(store, cfg, pool)
+                for note in pool.notes if log is not None else ():
+                    log(note)
             run_ids = [store.create_run(cfg) for cfg in configs]
             for run_id in run_ids:
                 _drive(store, run_id, on_round, log, runner)

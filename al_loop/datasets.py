@@ -20,7 +20,7 @@ import numpy as np
 
 from al_loop.errors import ConfigError, DataError
 from al_loop.labels import encode_labels, map_labels, read_labels_file
-from al_loop.pool import Pool, check_finite
+from al_loop.pool import ItemCatalogue, Pool, check_finite
 from al_loop.registry import DATASETS
 from al_loop.tabular import Encoding, TableOptions, apply_encoding, fit_encoding, missing_rows, read_table
 from al_loop.tabular import item_ids as read_item_ids
@@ -466,9 +466,12 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
     if dataset.item_ids is not None and len(dataset.item_ids) != n:
         raise DataError(f"{len(dataset.item_ids)} item ids for {n} rows; give one id per row")
     positions = np.arange(n, dtype=np.int64)
+    catalogue = None if dataset.item_ids is None and dataset.texts is None else ItemCatalogue(
+        ids=global_ids, item_ids=dataset.item_ids, texts=dataset.texts)
     if dataset.y is None:  # unlabeled (campaign): everything is pool, nothing to test on
         return Pool(X=dataset.X, ids=global_ids, classes=dataset.classes, y=None, kind=dataset.kind,
-                    texts=dataset.texts, name=dataset.name, item_ids=dataset.item_ids, notes=list(dataset.notes))
+                    texts=dataset.texts, name=dataset.name, item_ids=dataset.item_ids, notes=list(dataset.notes),
+                    catalogue=catalogue)
     if dataset.X_test is not None:
         pool_pos, test_pos = positions, np.array([], dtype=np.int64)
         X_test, y_test = dataset.X_test, dataset.y_test
@@ -500,4 +503,4 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
                 X_val=dataset.X[val_pos] if len(val_pos) else None,
                 y_val=dataset.y[val_pos] if len(val_pos) else None,
                 texts=_take(dataset.texts, pool_pos), name=dataset.name,
-                item_ids=_take(dataset.item_ids, pool_pos), notes=list(dataset.notes))
+                item_ids=_take(dataset.item_ids, pool_pos), notes=list(dataset.notes), catalogue=catalogue)

@@ -31,6 +31,25 @@ def check_unique_ids(ids: np.ndarray, what: str = "pool ids") -> None:
         raise DataError(f"duplicate {what} {dup}; give every item its own id")
 
 
+@dataclass(frozen=True)
+class ItemCatalogue:
+    """Every row of a dataset (pool, validation and test alike) and what the user knows it by.
+
+    Attributes
+    ----------
+    ids : ndarray of int64, shape (n,)
+        Global pool ids of all rows.
+    item_ids : list of str, optional
+        The user's own ids, aligned with ``ids``.
+    texts : list of str, optional
+        The raw texts, aligned with ``ids``.
+    """
+
+    ids: np.ndarray
+    item_ids: list[str] | None = None
+    texts: list[str] | None = None
+
+
 @dataclass
 class Pool:
     """Items available for labelling plus a held-out test split.
@@ -60,6 +79,9 @@ class Pool:
         and ``ids``; exports carry it next to the pool id.
     notes : list of str
         What loading the data did that the user should know (printed by the CLI).
+    catalogue : ItemCatalogue, optional
+        All rows of the dataset with their user ids and texts (None when the data has
+        neither); recorded in the store's ``items`` table when runs are created.
     """
 
     X: np.ndarray
@@ -75,6 +97,7 @@ class Pool:
     y_val: np.ndarray | None = None
     item_ids: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    catalogue: ItemCatalogue | None = None
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
 
