@@ -18,6 +18,7 @@ from al_loop.errors import ConfigError, DataError
 from al_loop.types import QueryContext, Selection
 
 if TYPE_CHECKING:
+    from al_loop.config import RunConfig
     from al_loop.view import ModelView
 
 #: What a strategy may declare in ``requires`` and the learner capability it needs.
@@ -56,6 +57,17 @@ class Strategy:
                 f"strategy {self.name!r} needs learner capability {missing} that the learner "
                 f"does not have (it has {sorted(capabilities)}); choose a learner that provides it"
             )
+
+    def check_config(self, config: RunConfig) -> None:
+        """Raise :class:`ConfigError` if this strategy cannot run with ``config``.
+
+        Called by :func:`al_loop.api.validate` before anything is written, so a
+        precondition that needs the run's context (a query set, a parameter
+        value only ``_select`` would reject) fails at once instead of after the
+        run was stored. The base accepts every config; a strategy whose
+        ``_select`` can raise :class:`ConfigError` checks the same thing here.
+        """
+        del config
 
     def select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         """Pick ``min(budget, len(ctx.unlabeled_ids))`` unlabeled ids.

@@ -31,6 +31,8 @@ class RunStatus(enum.StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     EXHAUSTED = "exhausted"  # the unlabeled pool ran out before the budget
+    FAILED = "failed"  # a step raised; ``runs.note`` holds the one-line reason; resume skips it
+    ABANDONED = "abandoned"  # given up by the user (`al-loop runs abandon`); kept for export
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,11 @@ from al_loop.view import ModelView
 from strategies.submodular.base import PartitionSum, SetFunction
 from strategies.submodular.information import build_function
 from strategies.submodular.maximizers import maximize
+from strategies.submodular.selection import check_pick_params
 from strategies.uncertainty import UNCERTAINTY
+
+if TYPE_CHECKING:
+    from al_loop.config import RunConfig
 
 FASS_FUNCTIONS = ("fl", "gc", "logdet")
 
@@ -113,6 +117,18 @@ class FASS(Strategy):
     metric: str = "cosine"
     n_neighbors: int = 10
     epsilon: float = 0.01
+
+    def check_config(self, config: RunConfig) -> None:
+        """The checks of :func:`fass_select` and the kernel, before the run is stored."""
+        del config
+        if self.measure not in UNCERTAINTY:
+            raise ConfigError(f"unknown uncertainty measure {self.measure!r}; valid: {', '.join(UNCERTAINTY)}")
+        if self.function not in FASS_FUNCTIONS:
+            raise ConfigError(f"FASS function must be one of {', '.join(FASS_FUNCTIONS)}, got {self.function!r}")
+        if not self.beta >= 1:
+            raise ConfigError(f"FASS beta must be >= 1 (the filter keeps beta * batch items), got {self.beta}")
+        check_pick_params(self.name, "embed", self.metric, self.optimizer, self.n_neighbors, lam=self.lam,
+                          reg=self.reg)
 
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         if self.measure not in UNCERTAINTY:

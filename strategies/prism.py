@@ -15,6 +15,7 @@ sets how hard ``P`` is avoided.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,7 +25,10 @@ from al_loop.strategy import Strategy
 from al_loop.types import QueryContext, Selection
 from al_loop.view import ModelView
 from strategies.submodular.information import resolve
-from strategies.submodular.selection import embed, requires_for, submodular_pick
+from strategies.submodular.selection import check_pick_params, embed, requires_for, submodular_pick
+
+if TYPE_CHECKING:
+    from al_loop.config import RunConfig
 
 
 def prism_mode(query_ids: np.ndarray | None, private_ids: np.ndarray | None) -> str:
@@ -78,6 +82,14 @@ class Prism(Strategy):
     @property  # type: ignore[override]
     def requires(self) -> frozenset[str]:  # depends on the embedding parameter
         return requires_for(self.embedding)
+
+    def check_config(self, config: RunConfig) -> None:
+        """Prism needs a query or private set, and a function that has the form those sets ask for."""
+        mode = prism_mode(np.asarray(config.query_ids, dtype=np.int64),
+                          np.asarray(config.private_ids, dtype=np.int64))
+        resolve(self.function, mode)
+        check_pick_params(self.name, self.embedding, self.metric, self.optimizer, self.n_neighbors,
+                          eta=self.eta, nu=self.nu, lam=self.lam, reg=self.reg)
 
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         mode = prism_mode(ctx.query_ids, ctx.private_ids)

@@ -20,6 +20,7 @@ choice) or by penultimate features (``embedding="embed"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,7 +30,10 @@ from al_loop.strategy import Strategy
 from al_loop.types import QueryContext, Selection
 from al_loop.view import ModelView
 from strategies.submodular.information import resolve_fallback
-from strategies.submodular.selection import embed, requires_for, submodular_pick
+from strategies.submodular.selection import check_pick_params, embed, requires_for, submodular_pick
+
+if TYPE_CHECKING:
+    from al_loop.config import RunConfig
 
 TARGETS = ("rare", "none")
 AVOIDS = ("none", "labeled", "ood", "labeled+ood")
@@ -160,6 +164,18 @@ class Similar(Strategy):
     @property  # type: ignore[override]
     def requires(self) -> frozenset[str]:  # depends on the embedding parameter
         return requires_for(self.embedding) | {"labels"}
+
+    def check_config(self, config: RunConfig) -> None:
+        """Valid ``mode``/``target``/``avoid``, a function with a form for ``mode``, sane kernel parameters."""
+        del config  # SIMILAR builds its sets from the labels of each round
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown SIMILAR target {self.target!r}; valid: {', '.join(TARGETS)}")
+        if self.avoid not in AVOIDS:
+            raise ConfigError(f"unknown SIMILAR avoid {self.avoid!r}; valid: {', '.join(AVOIDS)}")
+        effective_mode(self.mode, 0, 0)  # raises on an unknown mode
+        resolve_fallback(self.function, self.mode, "base")
+        check_pick_params(self.name, self.embedding, self.metric, self.optimizer, self.n_neighbors,
+                          eta=self.eta, nu=self.nu, lam=self.lam, reg=self.reg)
 
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         q_ids, p_ids = similar_sets(ctx.labeled_ids, ctx.labels, len(ctx.classes), ctx.private_ids,

@@ -17,6 +17,9 @@ Dask collections and hands back small results (top-b ids, partial solutions).
 from __future__ import annotations
 
 import re
+import socket
+import struct
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +137,73 @@ class DaskRunner:
         return f"DaskRunner({where!r}, open={self.client is not None or self.spec.kind == 'sync'})"
 
 
+#: a Dask handshake is a few hundred bytes; a first "length" beyond this is some other protocol
+_MAX_HANDSHAKE_BYTES = 16 * 2**20
+
+
+def _split_host_port(address: str) -> tuple[str, int]:
+    """``tcp://host:port`` -> ``("host", port)`` (IPv6 brackets removed)."""
+    loc = address.partition("://")[2] or address
+    host, _, port = loc.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def probe_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Check that a Dask scheduler answers at a ``tcp://`` address, within ``timeout`` seconds in all.
+
+    A Dask scheduler writes its handshake as soon as it accepts a connection,
+    while ``distributed.Client`` waits for that handshake without a deadline:
+    pointed at an HTTP port it hangs, and a server that answers something else
+    makes it allocate a "frame" of the size the first 8 bytes spell (a
+    MemoryError). This probe opens a plain socket and reads the first 8
+    bytes, the little-endian length of the handshake message.
+
+    Raises
+    ------
+    ConfigError
+        One line: nothing listens there, no answer in time, or the answer is
+        not the Dask protocol.
+    """
+    host, port = _split_host_port(address)
+    fix = "start `dask scheduler` there or check --cluster (the scheduler port is 8786 by default)"
+    deadline = time.monotonic() + timeout
+    sock: socket.socket | None = None
+    refused: OSError | None = None
+    while sock is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = "connection refused" if refused is not None else f"no connection within {timeout:g} s"
+            raise ConfigError(f"cannot reach the Dask scheduler at {address} ({why}); {fix}")
+        try:
+            sock = socket.create_connection((host, port), timeout=left)
+        except ConnectionRefusedError as exc:  # a scheduler may be starting: retry for a moment
+            refused = exc
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        except TimeoutError:
+            continue
+        except OSError as exc:  # unknown host, unreachable network
+            raise ConfigError(f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc}); {fix}") from None
+    try:
+        head = b""
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        while len(head) < 8:
+            chunk = sock.recv(8 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except TimeoutError:
+        raise ConfigError(f"{address} accepted the connection but sent no Dask handshake within {timeout:g} s "
+                          f"(an HTTP server or another service?); {fix}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc}); {fix}") from None
+    finally:
+        sock.close()
+    if len(head) < 8:
+        raise ConfigError(f"{address} closed the connection without a Dask handshake; {fix}")
+    if head[:4] in (b"HTTP", b"<!DO", b"<htm") or struct.unpack("<Q", head)[0] > _MAX_HANDSHAKE_BYTES:
+        raise ConfigError(f"{address} answers in another protocol (first bytes {head[:8]!r}), not Dask's; {fix}")
+
+
 def make_client(spec: str, timeout: float = 30.0) -> DaskRunner:
     """Start or connect to where Dask graphs run.
 
@@ -163,6 +233,8 @@ def make_client(spec: str, timeout: float = 30.0) -> DaskRunner:
             cluster.close()
             raise
         return DaskRunner(parsed, client, cluster)
+    if parsed.address.startswith("tcp://"):  # tls/ws/ucx wait for the client to speak first: no probe
+        probe_scheduler(parsed.address, timeout=min(timeout, 10.0))
     try:
         client = distributed.Client(parsed.address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:

@@ -38,7 +38,7 @@ def make_mlp(pool: object = None) -> Learner:
     """Two-layer MLP (torch) on flattened inputs."""
     from al_loop.learners.torch_learner import TorchConfig, TorchLearner, mlp
 
-    return TorchLearner(mlp, TorchConfig(epochs=40, lr=2e-3, batch_size=32))
+    return TorchLearner(mlp, TorchConfig(epochs=40, lr=2e-3, batch_size=32), name="mlp")
 
 
 @LEARNERS.register("cnn")
@@ -46,7 +46,7 @@ def make_cnn(pool: object = None) -> Learner:
     """Small CNN (torch) on square grey images."""
     from al_loop.learners.torch_learner import TorchConfig, TorchLearner, small_cnn
 
-    return TorchLearner(small_cnn, TorchConfig(epochs=20, lr=2e-3, batch_size=32), image=True)
+    return TorchLearner(small_cnn, TorchConfig(epochs=20, lr=2e-3, batch_size=32), image=True, name="cnn")
 
 
 __all__ = ["FeatureHead", "Learner", "SklearnLearner", "TorchConfig", "TorchLearner", "mlp", "small_cnn"]

@@ -25,6 +25,15 @@ class Learner(ABC):
         """Subset of ``{"proba", "embed", "grad"}`` this learner provides."""
         return frozenset({"proba", "embed"})
 
+    def check_pool(self, pool: Pool) -> None:
+        """Raise :class:`~al_loop.errors.ConfigError` if this learner cannot take ``pool``'s inputs.
+
+        Called by :func:`al_loop.api.validate` before anything is written (a
+        CNN on 13 tabular features fails here, not in round 1). The base
+        accepts every pool.
+        """
+        del pool
+
     @abstractmethod
     def fit(self, pool: Pool, ids: np.ndarray, labels: np.ndarray, seed: int) -> None:
         """Fit a fresh model.

@@ -96,13 +96,16 @@ class TorchLearner(Learner):
     config : TorchConfig
     image : bool
         If True inputs are fed as (n, 1, H, W), else flattened to (n, d).
+    name : str
+        The registry name (``"cnn"``), used in error messages.
     """
 
     def __init__(self, factory: Callable[[tuple[int, ...], int], FeatureHead],
-                 config: TorchConfig | None = None, image: bool = False) -> None:
+                 config: TorchConfig | None = None, image: bool = False, name: str = "") -> None:
         self.factory = factory
         self.config = config or TorchConfig()
         self.image = image
+        self.name = name
         self.model_: FeatureHead | None = None
         self.seen_: np.ndarray | None = None
         self.mean_: float = 0.0
@@ -111,6 +114,24 @@ class TorchLearner(Learner):
     @property
     def capabilities(self) -> frozenset[str]:
         return frozenset({"proba", "embed", "grad"})
+
+    def check_pool(self, pool: Pool) -> None:
+        """An image network needs grey images (n, H, W) / (n, 1, H, W) or H*H features per item."""
+        if not self.image:
+            return
+        shape = tuple(int(d) for d in getattr(pool.X, "shape", np.shape(pool.X)))
+        name = f"learner {self.name}" if self.name else "this image learner"
+        fix = "use --learner logreg or mlp"
+        if len(shape) == 2:
+            side = int(round(np.sqrt(shape[1])))
+            if side * side != shape[1]:
+                raise ConfigError(f"{name} needs square images (n, H, H) or H*H features; this data has "
+                                  f"{shape[1]} features; {fix}")
+        elif len(shape) == 4 and shape[1] != 1:
+            raise ConfigError(f"{name} takes grey images (n, 1, H, W); this data has {shape[1]} channels "
+                              f"(shape {shape}); convert to grey or {fix}")
+        elif len(shape) not in (3, 4):
+            raise ConfigError(f"{name} needs images (n, H, W) or H*H features; this data has shape {shape}; {fix}")
 
     def _tensor(self, pool: Pool, ids: np.ndarray, device: torch.device) -> torch.Tensor:
         X = np.asarray(pool.features(ids), dtype=np.float32)

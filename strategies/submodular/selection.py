@@ -41,6 +41,28 @@ def requires_for(embedding: str) -> frozenset[str]:
     return frozenset({"grad"} if embedding == "grad" else {"embed"} if embedding == "embed" else set())
 
 
+def check_pick_params(strategy: str, embedding: str, metric: str, optimizer: str, n_neighbors: int,
+                      **weights: float) -> None:
+    """The parameter checks :func:`submodular_pick` would make, without any data (for ``check_config``).
+
+    ``weights`` are the non-negative scalars (``eta``, ``nu``, ``lam``, ``reg``).
+    """
+    from strategies.submodular.kernels import METRICS
+    from strategies.submodular.maximizers import METHODS
+
+    if embedding not in EMBEDDINGS:
+        raise ConfigError(f"strategy {strategy!r} got embedding={embedding!r}; use one of {', '.join(EMBEDDINGS)}")
+    if metric not in METRICS:
+        raise ConfigError(f"strategy {strategy!r} got metric={metric!r}; use one of {', '.join(METRICS)}")
+    if optimizer not in METHODS:
+        raise ConfigError(f"strategy {strategy!r} got optimizer={optimizer!r}; use one of {', '.join(METHODS)}")
+    if n_neighbors < 1:
+        raise ConfigError(f"strategy {strategy!r} got n_neighbors={n_neighbors}; use 1 or more")
+    for pname, val in weights.items():
+        if not np.isfinite(val) or val < 0:
+            raise ConfigError(f"strategy {strategy!r} got {pname}={val}; use a finite number >= 0")
+
+
 def submodular_pick(X: np.ndarray, cand_ids: np.ndarray, budget: int, function: str,
                     Xq: np.ndarray | None = None, Xp: np.ndarray | None = None, *, optimizer: str = "lazy",
                     rng: np.random.Generator | None = None, epsilon: float = 0.01,
