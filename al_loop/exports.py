@@ -1,4 +1,9 @@
-"""Records for ``al-loop export``: one dict per label, selection or metric row, run columns first."""
+"""Records for ``al-loop export``: one dict per label, selection or metric row, run columns first.
+
+Labels and selections carry, next to ``pool_id`` (the item's 0-based row in the
+data file as loaded), the user's own ``item_id`` (``--id-column``; None when the
+data had none) and, when any run of the store has texts, the item's ``text``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,18 @@ from al_loop.store import Store
 EXPORTS = ("labels", "metrics", "selections")
 
 
+def _items_by_run(store: Store, runs: list[Any]) -> dict[int, dict[int, Any]]:
+    """``{run_id: {pool_id: ItemRow}}`` from the ``items`` table (runs of one dataset share one read)."""
+    by_key: dict[str, dict[int, Any]] = {}
+    out: dict[int, dict[int, Any]] = {}
+    for run in runs:
+        key = store.config(run.id).dataset_key()
+        if key not in by_key:
+            by_key[key] = store.items(key)
+        out[run.id] = by_key[key]
+    return out
+
+
 def export_records(db: str, what: str) -> list[dict[str, Any]]:
     """Rows of ``labels``, ``metrics`` or ``selections`` with run columns first (store opened read-only)."""
     if what not in EXPORTS:
@@ -17,13 +34,25 @@ def export_records(db: str, what: str) -> list[dict[str, Any]]:
     store = Store(db, readonly=True)
     try:
         records: list[dict[str, Any]] = []
-        for run in store.runs():
+        runs = store.runs()
+        items = _items_by_run(store, runs) if what != "metrics" else {}
+        with_text = any(row.text is not None for per_run in items.values() for row in per_run.values())
+
+        def item(run_id: int, pool_id: int) -> dict[str, Any]:
+            # the user's own id (and text) next to pool_id; the same columns in every record
+            row = items.get(run_id, {}).get(pool_id)
+            extra: dict[str, Any] = {"item_id": row.item_id if row else None}
+            if with_text:
+                extra["text"] = row.text if row else None
+            return extra
+
+        for run in runs:
             assert run.id is not None
             base = {"run_id": run.id, "strategy": run.strategy, "seed": run.seed}
             if what == "labels":
                 for r in store.labels(run.id):
-                    records.append({**base, "round": r.round, "pool_id": r.pool_id, "label": r.label,
-                                    "status": r.status, "source": r.source})
+                    records.append({**base, "round": r.round, "pool_id": r.pool_id, **item(run.id, r.pool_id),
+                                    "label": r.label, "status": r.status, "source": r.source})
             elif what == "metrics":
                 for m in store.metrics(run.id):
                     records.append({**base, "round": m.round, "n_labels": m.n_labels, "accuracy": m.accuracy,
@@ -31,7 +60,8 @@ def export_records(db: str, what: str) -> list[dict[str, Any]]:
                                     "train_seconds": m.train_seconds})
             else:
                 for s in store.selections(run.id):
-                    records.append({**base, "round": s.round, "pool_id": s.pool_id, "rank": s.rank, "score": s.score})
+                    records.append({**base, "round": s.round, "pool_id": s.pool_id, **item(run.id, s.pool_id),
+                                    "rank": s.rank, "score": s.score})
         return records
     finally:
         store.close()

@@ -253,9 +253,12 @@ def fit_encoding(table: Table, options: TableOptions, reserved: Sequence[str]) -
         notes.append(f"{table.path.name}: --numeric-only dropped the non-numeric column(s) {_names(text)}")
     elif text:
         joined = ",".join(text)
+        unique = [c for c in text if len(table) > 1 and len({v for v in table.text[c]}) == len(table)]
+        hint = f"; {unique[0]!r} has one value per row: pass --id-column {unique[0]} if it is your item id" \
+            if unique and not options.id_column else ""
         raise DataError(f"column(s) {_names(text)} of {table.path} are not numeric; drop them "
                         f"(--drop-columns {joined}), one-hot encode them (--categorical {joined}) "
-                        "or keep only the numeric columns (--numeric-only)")
+                        f"or keep only the numeric columns (--numeric-only){hint}")
     if not numeric and not categorical:
         raise DataError(f"{table.path} has no feature columns left (columns: {_names(table.names)}); "
                         "keep at least one numeric or --categorical column")

@@ -13,7 +13,7 @@ from al_loop.cli.app import app
 
 @app.command()
 def simulate(
-    dataset: Annotated[str, typer.Option(help="Dataset name (digits, breast_cancer, wine, iris, fashion-mnist, file).")] = "digits",
+    dataset: Annotated[str, typer.Option(help="Dataset name (digits, breast_cancer, wine, iris, fashion-mnist, file, text).")] = "digits",
     strategy: Annotated[list[str], typer.Option(help="Strategy name; repeat for several.")] = ["random"],  # noqa: B006
     rounds: Annotated[int, typer.Option(help="Query rounds after the initial batch.")] = 10,
     batch: Annotated[int, typer.Option(help="Items selected per round.")] = 10,
@@ -24,7 +24,7 @@ def simulate(
     noise_rate: Annotated[float, typer.Option(help="Chance the simulated annotator gives a wrong class.")] = 0.0,
     skip_rate: Annotated[float, typer.Option(help="Chance the simulated annotator skips an item.")] = 0.0,
     param: Annotated[list[str], typer.Option(help="Strategy parameter KEY=VALUE or NAME.KEY=VALUE.")] = [],  # noqa: B006
-    features: Annotated[Path | None, typer.Option(help="Features file (.npy/.npz/.csv) for --dataset file.")] = None,
+    features: Annotated[Path | None, typer.Option(help="Features file (.npy/.npz/.csv/.parquet) for --dataset file.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file (.npy/.csv/.txt) for --dataset file.")] = None,
     label_column: Annotated[str, typer.Option(help="Label column of a .csv features file.")] = "label",
     data_root: Annotated[Path | None, typer.Option(help="Folder of a torchvision FashionMNIST download.")] = None,
@@ -42,6 +42,16 @@ def simulate(
     plateau_delta: Annotated[float, typer.Option(help="Smallest gain that counts for --plateau-rounds.")] = 0.0,
     cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
     init_strategy: Annotated[str, typer.Option(help="Who picks the seed batch: random, typiclust, probcover.")] = "random",
+    id_column: Annotated[str | None, typer.Option(help="Column of your own item IDs (.csv/.parquet/.jsonl); exports carry them.")] = None,
+    drop_columns: Annotated[list[str], typer.Option(help="Columns that are not features (comma list, repeatable).")] = [],  # noqa: B006
+    categorical: Annotated[list[str], typer.Option(help="Columns to one-hot encode (comma list, repeatable).")] = [],  # noqa: B006
+    numeric_only: Annotated[bool, typer.Option("--numeric-only", help="Drop the other non-numeric columns (with a note).")] = False,
+    impute: Annotated[str | None, typer.Option(help="Missing values: mean, median or drop (the rows).")] = None,
+    texts: Annotated[Path | None, typer.Option(help="Labelled texts (.csv or .jsonl), TF-IDF features.")] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of --texts.")] = "text",
+    test_fraction: Annotated[float | None, typer.Option(help="Share held out as the test split (default 0.25).")] = None,
+    test_features: Annotated[Path | None, typer.Option(help="A test set of your own: features file (as --features).")] = None,
+    test_labels: Annotated[Path | None, typer.Option(help="Labels of --test-features when not inside it.")] = None,
 ) -> None:
     """Simulate active learning: strategies x seeds, one run each, then a summary table."""
     from al_loop import api
@@ -49,11 +59,10 @@ def simulate(
     from al_loop.registry import DATASETS, LEARNERS, STRATEGIES
     from al_loop.store import check_sqlite_file
 
-    dataset_params: dict[str, Any] = {}
-    if dataset == "file" or features is not None:
-        dataset = "file"
-        dataset_params = {"features": str(features) if features else None,
-                          "labels": str(labels) if labels else None, "label_column": label_column}
+    dataset, dataset_params = own_data_params(
+        dataset, features=features, labels=labels, label_column=label_column, id_column=id_column,
+        drop_columns=drop_columns, categorical=categorical, numeric_only=numeric_only, impute=impute, texts=texts,
+        text_column=text_column, test_fraction=test_fraction, test_features=test_features, test_labels=test_labels)
     if data_root is not None:
         dataset_params["root"] = str(data_root)
     if limit is not None:
@@ -72,12 +81,60 @@ def simulate(
                                   options={"batch_schedule": batch_schedule, "max_labels": max_labels,
                                            "val_fraction": val_fraction, "stop_target": stop_target,
                                            "stop_metric": stop_metric, "plateau_rounds": plateau_rounds,
-                                           "plateau_delta": plateau_delta, "init_strategy": init_strategy})
+                                           "plateau_delta": plateau_delta, "init_strategy": init_strategy,
+                                           **({"test_fraction": test_fraction} if test_fraction is not None
+                                              else {})})
     interrupt_hint("simulate", db, f"al-loop resume --db {db}")
     _with_progress(len(configs) * (rounds + 2), lambda on_round, log: api.run_configs(
         str(db), configs, on_round=on_round, log=log, cluster=cluster))
     console.print(f"wrote {len(configs)} run(s) to {db}")
     print_summary([str(db)])
+
+
+def own_data_params(dataset: str, *, features: Path | None, labels: Path | None, label_column: str,
+                    id_column: str | None, drop_columns: list[str], categorical: list[str], numeric_only: bool,
+                    impute: str | None, texts: Path | None, text_column: str, test_fraction: float | None,
+                    test_features: Path | None, test_labels: Path | None) -> tuple[str, dict[str, Any]]:
+    """Dataset name and parameters of simulate's data options (only the options given are recorded).
+
+    Raises ConfigError for options that cannot go together or that the chosen data cannot use.
+    """
+    from al_loop.errors import ConfigError
+
+    table = {"drop_columns": ",".join(drop_columns), "categorical": ",".join(categorical),
+             "numeric_only": numeric_only, "impute": impute}
+    table = {k: v for k, v in table.items() if v}
+    if test_fraction is not None and test_features is not None:
+        raise ConfigError("--test-fraction and --test-features both choose the test set; give one of them")
+    if texts is not None:
+        if features is not None or labels is not None:
+            raise ConfigError("--texts and --features/--labels are two data sources; give one of them")
+        if dataset not in ("digits", "text"):  # digits is the default: only an explicit other name conflicts
+            raise ConfigError(f"--texts is the 'text' dataset, not {dataset!r}; drop --dataset or pass --dataset text")
+        unused = [f"--{k.replace('_', '-')}" for k in table] + (["--test-features"] if test_features else []) + (
+            ["--test-labels"] if test_labels else [])
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} apply to --features tables, not to --texts; drop them "
+                              "(hold texts out with --test-fraction)")
+        params: dict[str, Any] = {"path": str(texts), "text_column": text_column, "label_column": label_column}
+        return "text", {**params, **({"id_column": id_column} if id_column else {})}
+    if dataset == "text":
+        raise ConfigError("--dataset text needs --texts FILE (.csv or .jsonl with --text-column and "
+                          "--label-column)")
+    if dataset == "file" or features is not None:
+        params = {"features": str(features) if features else None, "labels": str(labels) if labels else None,
+                  "label_column": label_column, **table}
+        for key, value in (("id_column", id_column), ("test_features", test_features), ("test_labels", test_labels)):
+            if value is not None:
+                params[key] = str(value)
+        return "file", params
+    given = [name for name, value in (("--labels", labels), ("--id-column", id_column),
+                                      ("--test-features", test_features), ("--test-labels", test_labels))
+             if value is not None] + [f"--{k.replace('_', '-')}" for k in table]
+    if given:
+        raise ConfigError(f"{', '.join(given)} need(s) --features FILE (or --texts FILE); without it the built-in "
+                          f"dataset {dataset!r} would run")
+    return dataset, {}
 
 
 def _with_progress(total: int, work: Any) -> Any:
