@@ -233,3 +233,28 @@ def resume(db: str, on_round: Callable[[int, str], None] | None = None,
         return todo
     finally:
         store.close()
+
+
+def query(db: str, *, features: str, strategy: str, batch: int, labeled: str | None = None,
+          id_column: str | None = None, seed: int = 0, learner: str = "logreg", init_strategy: str = "random",
+          label_column: str = "label", labeled_id_column: str | None = None, classes: Sequence[str] = (),
+          strategy_params: dict[str, Any] | None = None, skip_label: str | None = None, out: str | None = None,
+          dataset_params: dict[str, Any] | None = None, log: Callable[[str], None] | None = None) -> Any:
+    """The next batch for the user's own labelling pipeline (``al-loop query``); see :mod:`al_loop.query`.
+
+    Records the labels of ``labeled`` (a CSV of the user's IDs and labels) in
+    ``db``, trains ``learner`` on every label, selects with ``strategy`` and
+    returns a :class:`al_loop.query.QueryResult` (``ids``, ``item_ids``,
+    ``scores``, ``predictions``, ...); ``out`` also writes it as CSV. The same
+    files and seed give the same batch.
+    """
+    from al_loop.query import QueryRequest
+    from al_loop.query import query as run_query
+
+    request = QueryRequest(features=str(features), labeled=None if labeled is None else str(labeled),
+                           strategy=strategy, batch=batch, seed=seed, id_column=id_column,
+                           labeled_id_column=labeled_id_column, label_column=label_column, learner=learner,
+                           init_strategy=init_strategy, strategy_params=dict(strategy_params or {}),
+                           classes=tuple(classes), skip_label=skip_label, out=None if out is None else str(out),
+                           dataset_params=dict(dataset_params or {}))
+    return run_query(db, request, log=log)

@@ -50,12 +50,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from al_loop.config import RunConfig
 from al_loop.errors import ConfigError, DataError
+from al_loop.faults import crash_point
 from al_loop.registry import ORACLES, STRATEGIES
 from al_loop.store import Store, check_sqlite_file
 from al_loop.types import OutboxItem, QueryContext, RoundState, RunStatus
@@ -282,7 +283,7 @@ def query(db: str, req: QueryRequest, log: Callable[[str], None] | None = None) 
     Every check on the inputs runs before the store is opened for writing: a
     bad input leaves the store (or its absence) as it was.
     """
-    from al_loop.api import build_learner, build_strategy, validate
+    from al_loop.api import build_learner, build_strategy, record_items, validate
     from al_loop.datasets import load_dataset, make_pool
 
     say = log or (lambda _msg: None)
@@ -300,6 +301,9 @@ def query(db: str, req: QueryRequest, log: Callable[[str], None] | None = None) 
     existing = _find_run(db, _run_key(probe))
     placeholder = list(existing[1].dataset_params.get("classes") or ()) if existing else ["?", "??"]
     dataset = load_dataset("file", **_dataset_params(req, placeholder))
+    loader_notes = list(getattr(dataset, "notes", ()))
+    for text in loader_notes:
+        say(text)
     raw_pool = make_pool(dataset)
     item_ids = _item_ids(raw_pool)
 
@@ -348,9 +352,10 @@ def query(db: str, req: QueryRequest, log: Callable[[str], None] | None = None) 
         run_id = store.create_run(config) if new_run else existing[0]  # type: ignore[index]
         if new_run:
             store.set_oracle_state(run_id, DIGEST_KEY, digest)
-            store.record_items(config.dataset_key(), pool.ids.tolist(), item_ids)
+            record_items(store, config, pool)
         with RunLease(store, run_id):
             driver = _Driver(store, run_id, config, pool, learner, strategy, oracle, say)
+            driver.notes.extend(loader_notes)
             result = driver.call(req.batch, new_run, item_ids)
     finally:
         store.close()
@@ -416,6 +421,7 @@ class _Driver:
         opens = state in (RoundState.AWAITING, RoundState.LABELED) and want > 0 and candidates > 0
         target = idx + 1 if opens else idx
         n_new, n_seed = self._apply(target)
+        crash_point("after_apply")
         if state in (RoundState.SELECTED, RoundState.DISPATCHED):
             self.note(f"round {idx} was selected by an interrupted call; its batch is offered now")
             self._dispatch(idx)
@@ -481,6 +487,7 @@ class _Driver:
                 predictions = [{"label": self.pool.classes[int(b)], "score": round(float(p[b]), 6)}
                                for b, p in zip(best, proba, strict=True)]
         self.store.commit_selection(self.run_id, idx, ids, scores, predictions, None, info=info)
+        crash_point("after_select_commit")
         self.selected = (idx, want)
         self._dispatch(idx)
 
@@ -520,22 +527,29 @@ class _Driver:
             n_seed_labels=n_seed, strategy=self.config.strategy, notes=tuple(self.notes))
 
 
-def write_batch(out: str, result: QueryResult, id_header: str = "item_id") -> None:
-    """Write the batch as CSV (``id_header``, pool_id, round, rank, score, predicted_label, probability).
+def write_batch(out: str | TextIO, result: QueryResult, id_header: str = "item_id") -> None:
+    """Write the batch as CSV: ``id_header``, pool_id, round, rank, score, predicted_label, probability.
 
-    The file is written next to ``out`` and renamed over it, so a reader never sees half a file.
+    ``out`` is a path or an open text stream. A file is written next to
+    ``out`` and renamed over it, so a reader never sees half a file.
     """
+    if not isinstance(out, str):
+        _write_rows(out, result, id_header)
+        return
     path = Path(out)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([id_header, "pool_id", "round", "rank", "score", "predicted_label", "probability"])
-        for i in range(len(result.ids)):
-            p = result.probabilities[i]
-            w.writerow([result.item_ids[i], int(result.ids[i]), int(result.rounds[i]), int(result.ranks[i]),
-                        f"{result.scores[i]:.6g}", result.predictions[i] or "",
-                        "" if math.isnan(p) else f"{p:.6g}"])
+        _write_rows(fh, result, id_header)
     os.replace(tmp, path)
+
+
+def _write_rows(fh: TextIO, result: QueryResult, id_header: str) -> None:
+    w = csv.writer(fh, lineterminator="\n")
+    w.writerow([id_header, "pool_id", "round", "rank", "score", "predicted_label", "probability"])
+    for i in range(len(result.ids)):
+        p = result.probabilities[i]
+        w.writerow([result.item_ids[i], int(result.ids[i]), int(result.rounds[i]), int(result.ranks[i]),
+                    f"{result.scores[i]:.6g}", result.predictions[i] or "", "" if math.isnan(p) else f"{p:.6g}"])
 
 
 def parse_classes(text: str | None) -> tuple[str, ...]:

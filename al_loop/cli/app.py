@@ -35,6 +35,7 @@ def _root(
 #: modules that register commands, in help order
 COMMAND_MODULES = (
     "al_loop.cli.simulate",
+    "al_loop.cli.query",
     "al_loop.cli.inspect",
     "al_loop.cli.campaign",
     "al_loop.cli.db",
