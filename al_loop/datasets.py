@@ -331,8 +331,8 @@ def _read_part(fpath: Path, options: TableOptions, labels_elsewhere: bool, what:
 def _labels_from_file(labels: str, part: _Part, fpath: Path) -> np.ndarray:
     y_file = read_labels_file(Path(labels))
     if len(y_file) != part.n_file:
-        raise DataError(f"the labels file {labels} has {len(y_file)} rows but {fpath} has {part.n_file}; "
-                        "give exactly one label per feature row")
+        raise DataError(f"the labels file {labels} has {len(y_file)} rows but the features have {part.n_file} "
+                        f"({fpath.name}); give exactly one label per feature row")
     return np.asarray(y_file)[part.rows]
 
 

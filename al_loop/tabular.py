@@ -75,12 +75,15 @@ class Table:
         Numeric columns.
     text : dict of str to ndarray of object, shape (n,)
         Non-numeric columns (values ``str`` or ``None``).
+    raw : dict of str to ndarray of object, shape (n,)
+        The values of numeric CSV columns as written (``"0017"`` stays ``"0017"`` as an id or category).
     """
 
     path: Path
     names: list[str]
     numeric: dict[str, np.ndarray] = field(default_factory=dict)
     text: dict[str, np.ndarray] = field(default_factory=dict)
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         first = self.names[0]
@@ -96,6 +99,8 @@ class Table:
         """Values of ``name`` as strings (integral numbers without ``.0``; None where missing), shape (n,)."""
         if name in self.text:
             return self.text[name]
+        if name in self.raw:
+            return self.raw[name]
         return np.asarray([None if np.isnan(v) else _number_text(v) for v in self.numeric[name]], dtype=object)
 
 
@@ -142,16 +147,17 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def _column_from_strings(values: list[str]) -> tuple[np.ndarray, bool]:
-    """A numeric column when every present value parses as a number, else a text column."""
+def _column_from_strings(values: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(numbers, texts) when every present value parses as a number, else (texts, None); None/NaN where missing."""
     stripped = [v.strip() for v in values]
     missing = [v.lower() in MISSING_TOKENS for v in stripped]
+    texts = np.asarray([None if m else v for v, m in zip(stripped, missing, strict=True)], dtype=object)
     try:
         nums = np.asarray([np.nan if m else float(v) for v, m in zip(stripped, missing, strict=True)],
                           dtype=np.float64)
-        return nums, True
+        return nums, texts
     except ValueError:
-        return np.asarray([None if m else v for v, m in zip(stripped, missing, strict=True)], dtype=object), False
+        return texts, None
 
 
 def read_csv_table(path: Path) -> Table:
@@ -159,8 +165,11 @@ def read_csv_table(path: Path) -> Table:
     header, body = read_csv_rows(path)
     table = Table(path=path, names=header)
     for j, name in enumerate(header):
-        column, is_numeric = _column_from_strings([r[j] for r in body])
-        (table.numeric if is_numeric else table.text)[name] = column
+        column, as_written = _column_from_strings([r[j] for r in body])
+        if as_written is None:
+            table.text[name] = column
+        else:
+            table.numeric[name], table.raw[name] = column, as_written
     return table
 
 
