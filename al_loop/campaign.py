@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from al_loop.api import build_learner, build_pool, build_strategy, validate
+from al_loop.api import build_learner, build_pool, build_strategy, record_items, validate
 from al_loop.config import RunConfig
 from al_loop.controller import Controller
 from al_loop.errors import ConfigError, OracleError, StoreError
@@ -166,6 +166,7 @@ def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, 
         if existing:
             raise StoreError(f"{db} already drives Label Studio project {oracle.project_id} (run {existing[0].id}); "
                              "use `al-loop campaign run` to continue it")
+        record_items(store, config, pool)  # the user's ids and texts, for exports
         run_id = store.create_run(config)
         store.set_oracle_state(run_id, "project_id", str(oracle.project_id))
         log(f"run {run_id}: Label Studio project {oracle.project_id} ({options.title!r})")

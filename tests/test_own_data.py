@@ -474,3 +474,47 @@ def test_cli_bad_own_data_one_line_error_no_store(args, needle, tmp_path, capsys
     assert code == 2
     assert needle in one_line_error(err)
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_campaign_init_records_the_texts(tmp_path, monkeypatch) -> None:
+    """A campaign over a .txt (no labels, no ids) records every text so that exports can show it."""
+    from types import SimpleNamespace
+
+    import al_loop.campaign as campaign
+    from al_loop.oracle import Oracle
+    from al_loop.store import Store
+
+    class FakeLabelStudio(Oracle):
+        asynchronous = True
+
+        def __init__(self) -> None:
+            self.project_id = 1
+
+        @classmethod
+        def for_project(cls, *_args, **_kwargs) -> FakeLabelStudio:
+            return cls()
+
+        def submit(self, items):
+            return {it.key: str(i) for i, it in enumerate(items)}
+
+        def lookup(self, keys):
+            return {}
+
+        def collect(self, run_id, round_):
+            return []
+
+    monkeypatch.setattr(campaign, "ORACLES", SimpleNamespace(get=lambda _name: FakeLabelStudio))
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "test-key")
+    texts = [body for _, body, _ in TICKETS]
+    (tmp_path / "t.txt").write_text("\n".join(texts) + "\n")
+    db = tmp_path / "c.sqlite"
+    run_id = campaign.init_campaign(str(db), data=str(tmp_path / "t.txt"), classes=["account", "hardware"],
+                                    strategy="random", batch=2, init=2,
+                                    options=campaign.CampaignOptions(url="http://127.0.0.1:1", title="t",
+                                                                     kind="text"))
+    store = Store(db, readonly=True)
+    try:
+        items = store.items(store.config(run_id).dataset_key())
+    finally:
+        store.close()
+    assert [items[i].text for i in range(len(texts))] == texts and items[0].item_id is None
