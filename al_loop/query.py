@@ -57,7 +57,7 @@ import numpy as np
 from al_loop.config import RunConfig
 from al_loop.errors import ConfigError, DataError
 from al_loop.faults import crash_point
-from al_loop.registry import ORACLES, STRATEGIES
+from al_loop.registry import ORACLES, STRATEGIES, plugins_for
 from al_loop.store import Store, check_sqlite_file
 from al_loop.types import OutboxItem, QueryContext, RoundState, RunStatus
 
@@ -250,20 +250,25 @@ def _find_run(db: str, key: str) -> tuple[int, RunConfig] | None:
         found = None
         for run in store.runs():
             config = RunConfig.from_json(run.config_json)
-            if config.oracle == ORACLE and _run_key(config) == key:
+            # a run given up (`al-loop runs abandon`) or failed is not continued: a new one starts
+            if config.oracle == ORACLE and run.status == RunStatus.RUNNING.value and _run_key(config) == key:
                 found = (int(run.id or 0), config)
         return found
     finally:
         store.close()
 
 
-def _classes_for(req: QueryRequest, seen: set[str], existing: RunConfig | None, source: str) -> tuple[str, ...]:
+def _classes_for(req: QueryRequest, seen: set[str], existing: tuple[int, RunConfig] | None) -> tuple[str, ...]:
+    """The run's classes: fixed by its first call (labels seen then plus ``--classes``)."""
     if existing is not None:
-        classes = tuple(existing.dataset_params.get("classes") or ())
-        new = sorted((seen | set(req.classes)) - set(classes))
-        if new:
-            raise DataError(f"{source} uses class(es) {new[:5]} that run's classes {list(classes)} lack; declare "
-                            "every class with --classes on the first call (or pass a new --db to start again)")
+        run_id, config = existing
+        classes = tuple(config.dataset_params.get("classes") or ())
+        for source, names in ((f"labeled file {req.labeled}", seen), ("--classes", set(req.classes))):
+            new = sorted(names - set(classes))
+            if new:
+                raise DataError(f"{source} uses class(es) {new[:5]} that the classes {list(classes)} of run "
+                                f"{run_id} lack; declare every class with --classes on the first call (or pass a "
+                                "new --db to start again)")
         return classes
     declared = list(req.classes)
     classes = tuple(declared + sorted(seen - set(declared)))
@@ -297,7 +302,8 @@ def query(db: str, req: QueryRequest, log: Callable[[str], None] | None = None) 
 
     probe = RunConfig(dataset="file", strategy=req.strategy, seed=req.seed, batch=req.batch, init=req.batch,
                       rounds=0, learner=req.learner, strategy_params=dict(req.strategy_params), oracle=ORACLE,
-                      dataset_params=_dataset_params(req, ()), init_strategy=req.init_strategy)
+                      dataset_params=_dataset_params(req, ()), init_strategy=req.init_strategy,
+                      plugins=plugins_for([req.strategy, req.init_strategy], req.learner, "file", ORACLE))
     existing = _find_run(db, _run_key(probe))
     placeholder = list(existing[1].dataset_params.get("classes") or ()) if existing else ["?", "??"]
     dataset = load_dataset("file", **_dataset_params(req, placeholder))
@@ -314,8 +320,7 @@ def query(db: str, req: QueryRequest, log: Callable[[str], None] | None = None) 
     else:
         oracle = oracle_cls(raw_pool)
     seen = {a.label for a in oracle.answers.values() if a.status == "labeled" and a.label is not None}
-    source = f"labeled file {req.labeled}" if req.labeled else "--classes"
-    classes = _classes_for(req, seen, existing[1] if existing else None, source)
+    classes = _classes_for(req, seen, existing)
 
     config = dataclasses.replace(probe, dataset_params=_dataset_params(req, classes))
     if existing is not None:

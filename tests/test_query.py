@@ -192,6 +192,17 @@ def test_run_is_found_by_its_configuration(tmp: Path) -> None:
     assert seeded.new_run and len({first.run_id, other.run_id, seeded.run_id}) == 3
 
 
+def test_an_abandoned_run_is_not_continued(tmp: Path) -> None:
+    from al_loop.types import RunStatus
+
+    first = _q(tmp, classes=CLASSES)
+    store = Store(tmp / "q.sqlite")
+    store.finish_run(first.run_id, RunStatus.ABANDONED)
+    store.close()
+    again = _q(tmp, classes=CLASSES)
+    assert again.new_run and again.run_id != first.run_id
+
+
 def test_an_edited_label_replaces_the_stored_one(tmp: Path) -> None:
     first = _q(tmp, classes=CLASSES)
     lab = _label_file(tmp / "labeled.csv", list(first.item_ids))
@@ -341,12 +352,12 @@ def test_bad_input_on_an_existing_store_changes_nothing(case, tmp: Path, capsys,
         needle = f"twice with different labels: {items[0]!r}"
     elif case == "new_class":
         _label_file(lab, items[1:], extra=[(items[0], "wolf")])
-        needle = "uses class(es) ['wolf'] that run's classes ['cat', 'dog', 'fox'] lack; declare every class with " \
-                 "--classes on the first call"
+        needle = "labeled file " + str(lab) + " uses class(es) ['wolf'] that the classes ['cat', 'dog', 'fox'] " \
+                 "of run 1 lack; declare every class with --classes on the first call"
     elif case == "new_declared_class":
         _label_file(lab, items)
         extra += ["--classes", "cat,dog,fox,owl"]
-        needle = "uses class(es) ['owl']"
+        needle = "--classes uses class(es) ['owl']"
     elif case == "missing_file":
         extra = ["--labeled", str(tmp / "nope.csv")]
         needle = "labeled file " + str(tmp / "nope.csv") + " does not exist; check the --labeled path"
