@@ -144,15 +144,15 @@ def main() -> int:
             continue
         result = compare(dbs, out / setting, baseline="random", ceiling=not args.no_ceiling,
                          cache_path=out / "ceilings.json")
-        groups = {g.label: g for g in group_curves(load_curves(dbs))}
         rows = {r.strategy: r for r in result.rows}
-        if "random" not in groups:
+        if "random" not in rows:
             continue
         best = max((r for r in result.rows if r.strategy != "random"), key=lambda r: r.aulc_mean, default=None)
         if best is None:
             continue
-        xs, rv = groups["random"].aligned()
-        xb, bv = groups[best.group].aligned()
+        # curves by the stores of each compared row: compare's group labels are per family, not global
+        xs, rv = group_curves(load_curves(rows["random"].dbs))[0].aligned()
+        xb, bv = group_curves(load_curves(best.dbs))[0].aligned()
         common = sorted(set(xs.tolist()) & set(xb.tolist()))
         rmean = np.interp(common, xs, rv.mean(0))
         bmean = np.interp(common, xb, bv.mean(0))

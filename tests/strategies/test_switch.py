@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -20,8 +23,9 @@ class TestSwitch(StrategyContract):
         pool, view, labeled = setup  # 30 labels
         before = Switch(switch_at=31).select(view, self.ctx(pool, labeled, seed=2), 10)
         at = Switch(switch_at=30).select(view, self.ctx(pool, labeled, seed=2), 10)
-        assert before.info["phase"] == "first" and before.info["strategy"] == "typiclust"
-        assert at.info["phase"] == "then" and at.info["strategy"] == "margin"
+        assert before.info["phase"] == "typiclust" and before.info["stage"] == "first"
+        assert at.info["phase"] == "margin" and at.info["stage"] == "then"
+        assert before.info["rule"] == at.info["rule"] == "labels"
         np.testing.assert_array_equal(before.ids, TypiClust().select(view, self.ctx(pool, labeled, seed=2), 10).ids)
         np.testing.assert_array_equal(at.ids, MarginSampling().select(view, self.ctx(pool, labeled, seed=2), 10).ids)
 
@@ -29,17 +33,64 @@ class TestSwitch(StrategyContract):
         pool, view, labeled = setup
         sel = Switch(first="probcover", first_params={"delta": 20.0}, switch_at=1000).select(
             view, self.ctx(pool, labeled), 5)
-        assert sel.info["strategy"] == "probcover" and sel.info["inner"]["delta"] == 20.0
+        assert sel.info["phase"] == "probcover" and sel.info["inner"]["delta"] == 20.0
 
-    def test_auto_switches_once_labels_predict_each_other(self, setup) -> None:
+    def test_auto_switches_at_labels_per_class_times_classes_and_not_before(self, setup) -> None:
+        pool, view, labeled = setup  # 10 classes, labeled = every 10th item (30, all classes)
+        rule = Switch(labels_per_class=3)  # switch_at="auto" is the default: 3 x 10 classes = 30 labels
+        before = rule.select(view, self.ctx(pool, labeled[:29]), 5)
+        at = rule.select(view, self.ctx(pool, labeled), 5)
+        assert (before.info["rule"], before.info["switch_at_labels"], before.info["n_labeled"]) == ("auto", 30, 29)
+        assert before.info["phase"] == "typiclust" and before.info["stage"] == "first"
+        assert at.info["phase"] == "margin" and at.info["stage"] == "then" and at.info["n_labeled"] == 30
+        np.testing.assert_array_equal(at.ids, MarginSampling().select(view, self.ctx(pool, labeled), 5).ids)
+        np.testing.assert_array_equal(before.ids, TypiClust().select(view, self.ctx(pool, labeled[:29]), 5).ids)
+        # the default, 10 per class, is 100 labels on 10 classes: 30 labels are still typicality
+        default = Switch().select(view, self.ctx(pool, labeled), 5)
+        assert default.info["switch_at_labels"] == 100 and default.info["phase"] == "typiclust"
+
+    def test_auto_counts_the_classes_of_the_pool(self, setup) -> None:
         pool, view, labeled = setup
-        few = Switch(switch_at="auto").select(view, self.ctx(pool, labeled[:12]), 5)
-        most = Switch(switch_at="auto").select(view, self.ctx(pool, pool.ids[:-20]), 5)
-        threshold = Switch().min_accuracy
-        assert few.info["phase"] == "first" and few.info["loo_nn_accuracy"] < threshold
-        assert most.info["phase"] == "then" and most.info["loo_nn_accuracy"] >= threshold
-        assert most.info["strategy"] == "margin"
+        ctx = self.ctx(pool, labeled)
+        two_classes = dataclasses.replace(ctx, classes=ctx.classes[:2])  # only the rule reads the class count
+        assert Switch(labels_per_class=10).decide(view, two_classes)["stage"] == "then"  # 30 >= 10 x 2
+        assert Switch(labels_per_class=10).decide(view, ctx)["stage"] == "first"  # 30 < 10 x 10
 
+    def test_auto_never_switches_back_as_labels_grow(self, setup) -> None:
+        pool, view, _ = setup
+        rule = Switch(labels_per_class=4)
+        stages = [rule.decide(view, self.ctx(pool, pool.ids[:n]))["stage"] for n in range(10, 80, 5)]
+        assert stages == sorted(stages)  # "first" < "then": one change, at 40 labels
+        assert stages.index("then") == (40 - 10) // 5
+
+    def test_same_seed_same_picks_in_both_phases(self, setup) -> None:
+        pool, view, labeled = setup
+        for switch_at in (1000, 0):
+            a = Switch(switch_at=switch_at).select(view, self.ctx(pool, labeled, seed=3), 10)
+            b = Switch(switch_at=switch_at).select(view, self.ctx(pool, labeled, seed=3), 10)
+            np.testing.assert_array_equal(a.ids, b.ids)
+            np.testing.assert_array_equal(a.scores, b.scores)
+            assert a.info == b.info
+        first = Switch(switch_at=1000)
+        assert not np.array_equal(first.select(view, self.ctx(pool, labeled, seed=3), 10).ids,
+                                  first.select(view, self.ctx(pool, labeled, seed=4), 10).ids)
+
+    def test_info_is_json_and_names_the_signal(self, setup) -> None:
+        pool, view, labeled = setup
+        for sel in (Switch().select(view, self.ctx(pool, labeled), 5),
+                    Switch(switch_at="loo").select(view, self.ctx(pool, labeled), 5)):
+            info = json.loads(json.dumps(sel.info))
+            assert {"phase", "stage", "rule", "n_labeled", "inner"} <= set(info)
+        assert set(info) >= {"loo_nn_accuracy", "min_accuracy"} and "switch_at_labels" not in info
+
+    def test_loo_switches_once_labels_predict_each_other(self, setup) -> None:
+        pool, view, labeled = setup
+        few = Switch(switch_at="loo").select(view, self.ctx(pool, labeled[:12]), 5)
+        most = Switch(switch_at="loo").select(view, self.ctx(pool, pool.ids[:-20]), 5)
+        threshold = Switch().min_accuracy
+        assert few.info["phase"] == "typiclust" and few.info["loo_nn_accuracy"] < threshold
+        assert most.info["phase"] == "margin" and most.info["loo_nn_accuracy"] >= threshold
+        assert most.info["rule"] == "loo"
 
     def test_bad_configuration_fails_at_construction(self) -> None:
         with pytest.raises(ConfigError, match="unknown strategy"):
@@ -48,6 +99,9 @@ class TestSwitch(StrategyContract):
             Switch(switch_at="later")
         with pytest.raises(ConfigError, match="switch_at"):
             Switch(switch_at=-1)
+        for bad in (0, 2.5, True):
+            with pytest.raises(ConfigError, match="labels_per_class must be an integer >= 1"):
+                Switch(labels_per_class=bad)
         with pytest.raises(ConfigError, match="first_params"):
             Switch(first_params={"bogus": 1})
         with pytest.raises(ConfigError, match="nest"):
