@@ -16,21 +16,41 @@ plus O(N) work: one pass over the matrix, the memory-bandwidth floor.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from al_loop.errors import ConfigError, DataError
+from al_loop.lazy import lazy_import
+
+torch = lazy_import("torch")  # imported on first use: listing strategies stays fast
 
 METRICS = ("euclidean", "cosine")
+
+
 #: Storage dtypes accepted by the ``dtype`` parameters.
-DTYPES = {
-    "float64": torch.float64,
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+class _Dtypes(Mapping[str, Any]):
+    """``{"float64": torch.float64, ...}``, resolved when looked up (torch is imported lazily)."""
+
+    names = ("float64", "float32", "float16", "bfloat16")
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.names:
+            raise KeyError(name)
+        return getattr(torch, name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+DTYPES = _Dtypes()
 #: Default working-memory budget of one distance block (64 MiB).
 BLOCK_BYTES = 64 << 20
 
@@ -41,13 +61,18 @@ def check_metric(metric: str, what: str) -> None:
         raise ConfigError(f"{what} got metric={metric!r}; use one of {', '.join(METRICS)}")
 
 
+def check_dtype(name: Any, what: str) -> None:
+    """Raise a one-line :class:`ConfigError` if ``name`` is a string that names no storage dtype (torch not imported)."""
+    if isinstance(name, str) and name not in DTYPES:
+        raise ConfigError(f"{what} got dtype={name!r}; use one of {', '.join(DTYPES)}")
+
+
 def torch_dtype(name: str | torch.dtype | None, what: str) -> torch.dtype | None:
     """Map ``"float32"`` etc. to a torch dtype (``None`` stays ``None``)."""
-    if name is None or isinstance(name, torch.dtype):
-        return name
-    if name not in DTYPES:
-        raise ConfigError(f"{what} got dtype={name!r}; use one of {', '.join(DTYPES)}")
-    return DTYPES[name]
+    if name is None:
+        return None
+    check_dtype(name, what)
+    return DTYPES[name] if isinstance(name, str) else name
 
 
 def compute_dtype(storage: torch.dtype) -> torch.dtype:

@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from al_loop.errors import ConfigError
+from al_loop.lazy import lazy_import
 from al_loop.registry import STRATEGIES
 from al_loop.strategy import Strategy
 from al_loop.types import QueryContext, Selection
 from al_loop.view import ModelView
-from strategies._geometry import DTYPES, MinSqDist, as_matrix, torch_dtype, working_copy
+from strategies._geometry import DTYPES, MinSqDist, as_matrix, check_dtype, torch_dtype, working_copy
+
+torch = lazy_import("torch")  # imported on first use: listing strategies stays fast
 
 FIRST = ("max_norm", "random")
 
@@ -126,6 +128,9 @@ class Badge(Strategy):
     """
 
     name = "badge"
+    use_when: ClassVar[str] = (
+        "batches are large and should be both uncertain and diverse (needs a learner with gradient "
+        "embeddings).")
     requires = frozenset({"grad"})
 
     first: str = "max_norm"
@@ -134,7 +139,7 @@ class Badge(Strategy):
     def __post_init__(self) -> None:
         if self.first not in FIRST:
             raise ConfigError(f"strategy {self.name!r} got first={self.first!r}; use one of {', '.join(FIRST)}")
-        torch_dtype(self.dtype, f"strategy {self.name!r}")
+        check_dtype(self.dtype, f"strategy {self.name!r}")
 
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         t0 = time.perf_counter()

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from al_loop.errors import ConfigError, DataError
+from al_loop.lazy import lazy_import
 from al_loop.registry import STRATEGIES
 from al_loop.strategy import Strategy, top_k
 from al_loop.types import QueryContext, Selection
@@ -45,6 +45,8 @@ from strategies._geometry import (
     torch_dtype,
     working_copy,
 )
+
+torch = lazy_import("torch")  # imported on first use: listing strategies stays fast
 
 BACKENDS = ("torch", "faiss")
 
@@ -163,6 +165,9 @@ class ContrastiveAL(Strategy):
     """
 
     name = "cal"
+    use_when: ClassVar[str] = (
+        "the learner's embeddings are meaningful: items whose predictions disagree with their labeled"
+        " neighbours'.")
     requires = frozenset({"proba", "embed"})
 
     k: int = 10

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from al_loop.errors import ConfigError, DataError
+from al_loop.lazy import lazy_import
 from al_loop.registry import STRATEGIES
 from al_loop.strategy import Strategy
 from al_loop.types import QueryContext, Selection
@@ -46,6 +46,7 @@ from strategies._geometry import (
     DTYPES,
     MinSqDist,
     as_matrix,
+    check_dtype,
     check_metric,
     compute_dtype,
     expansion_tolerance,
@@ -56,6 +57,8 @@ from strategies._geometry import (
     torch_dtype,
     working_copy,
 )
+
+torch = lazy_import("torch")  # imported on first use: listing strategies stays fast
 
 SPACES = ("embed", "features")
 
@@ -312,6 +315,9 @@ class KCenterGreedy(Strategy):
     """
 
     name = "kcenter"
+    use_when: ClassVar[str] = (
+        "coverage matters more than uncertainty: large batches, or a pool full of near-duplicates "
+        "(core-set).")
     requires = frozenset({"embed"})
 
     space: str = "embed"
@@ -323,7 +329,7 @@ class KCenterGreedy(Strategy):
     def __post_init__(self) -> None:
         _check_space(self.space, self.name)
         check_metric(self.metric, f"strategy {self.name!r}")
-        torch_dtype(self.dtype, f"strategy {self.name!r}")
+        check_dtype(self.dtype, f"strategy {self.name!r}")
         if self.n_groups < 1:
             raise ConfigError(f"strategy {self.name!r} got n_groups={self.n_groups}; use 1 or more")
 

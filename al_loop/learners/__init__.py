@@ -1,7 +1,8 @@
 """Learner adapters and the named learners of the CLI.
 
-torch is imported only when a torch learner is used (``TorchLearner`` and
-friends are loaded lazily), so scikit-learn runs and the CLI start quickly.
+torch and scikit-learn are imported only when a learner is used
+(``SklearnLearner``, ``TorchLearner`` and friends are loaded lazily), so the CLI
+and ``al-loop strategies`` start quickly.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from al_loop.learners.base import Learner
-from al_loop.learners.sklearn_learner import SklearnLearner
 from al_loop.registry import LEARNERS
 
 _TORCH_NAMES = {"FeatureHead", "TorchConfig", "TorchLearner", "mlp", "small_cnn"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "SklearnLearner":
+        from al_loop.learners.sklearn_learner import SklearnLearner
+
+        return SklearnLearner
     if name in _TORCH_NAMES:
         from al_loop.learners import torch_learner
 
@@ -29,6 +33,8 @@ def make_logreg(pool: object = None) -> Learner:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    from al_loop.learners.sklearn_learner import SklearnLearner
 
     return SklearnLearner(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=1.0)))
 
