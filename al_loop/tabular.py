@@ -176,6 +176,8 @@ def read_csv_table(path: Path) -> Table:
 def read_parquet_table(path: Path) -> Table:
     """Read a Parquet file into a :class:`Table` (pyarrow; nulls and NaN are missing)."""
     try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
         import pyarrow.types as pat
     except ImportError:
@@ -189,8 +191,8 @@ def read_parquet_table(path: Path) -> Table:
     for name, column in zip(table.names, arrow.columns, strict=True):
         kind = column.type
         if pat.is_integer(kind) or pat.is_floating(kind) or pat.is_boolean(kind):
-            values = column.to_pylist()
-            table.numeric[name] = np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            as_float = pc.fill_null(pc.cast(column, pa.float64()), float("nan"))
+            table.numeric[name] = np.asarray(as_float.to_numpy(), dtype=np.float64)
         else:
             values = column.to_pylist()
             table.text[name] = np.asarray([None if v is None else str(v) for v in values], dtype=object)
