@@ -3,16 +3,20 @@
 Labels and selections carry, next to ``pool_id`` (the item's 0-based row in the
 data file as loaded), the user's own ``item_id`` (``--id-column``; None when the
 data had none) and, when any run of the store has texts, the item's ``text``.
+Selections and rounds carry the round's ``phase`` (which strategy a composed
+strategy such as ``switch`` ran; None for the others); rounds carry the whole
+``Selection.info`` as a JSON string (``info``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from al_loop.errors import ConfigError
 from al_loop.store import Store
 
-EXPORTS = ("labels", "metrics", "selections")
+EXPORTS = ("labels", "metrics", "rounds", "selections")
 
 
 def _items_by_run(store: Store, runs: list[Any]) -> dict[int, dict[int, Any]]:
@@ -28,14 +32,18 @@ def _items_by_run(store: Store, runs: list[Any]) -> dict[int, dict[int, Any]]:
 
 
 def export_records(db: str, what: str) -> list[dict[str, Any]]:
-    """Rows of ``labels``, ``metrics`` or ``selections`` with run columns first (store opened read-only)."""
+    """Rows of ``labels``, ``metrics``, ``rounds`` or ``selections`` with run columns first (store opened read-only)."""
     if what not in EXPORTS:
-        raise ConfigError(f"unknown --what {what!r}; use {', '.join(EXPORTS)}")
+        import difflib
+
+        close = difflib.get_close_matches(str(what), EXPORTS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown --what {what!r}; {hint}use one of {', '.join(EXPORTS)}")
     store = Store(db, readonly=True)
     try:
         records: list[dict[str, Any]] = []
         runs = store.runs()
-        items = _items_by_run(store, runs) if what != "metrics" else {}
+        items = _items_by_run(store, runs) if what in ("labels", "selections") else {}
         with_text = any(row.text is not None for per_run in items.values() for row in per_run.values())
 
         def item(run_id: int, pool_id: int) -> dict[str, Any]:
@@ -58,10 +66,16 @@ def export_records(db: str, what: str) -> list[dict[str, Any]]:
                     records.append({**base, "round": m.round, "n_labels": m.n_labels, "accuracy": m.accuracy,
                                     "macro_f1": m.macro_f1, "select_seconds": m.select_seconds,
                                     "train_seconds": m.train_seconds})
+            elif what == "rounds":
+                for rnd in store.rounds(run.id):
+                    info = json.loads(rnd.info_json) if rnd.info_json else {}
+                    records.append({**base, "round": rnd.idx, "state": rnd.state, "budget": rnd.budget,
+                                    "phase": info.get("phase"), "info": rnd.info_json})
             else:
+                phases = {r: info.get("phase") for r, info in store.round_info(run.id).items()}
                 for s in store.selections(run.id):
                     records.append({**base, "round": s.round, "pool_id": s.pool_id, **item(run.id, s.pool_id),
-                                    "rank": s.rank, "score": s.score})
+                                    "rank": s.rank, "score": s.score, "phase": phases.get(s.round)})
         return records
     finally:
         store.close()

@@ -40,7 +40,8 @@ def status(db: Annotated[Path, typer.Option(help="Store to read (read-only).")])
 @app.command()
 def export(
     db: Annotated[Path, typer.Option(help="Store to read (read-only).")],
-    what: Annotated[str, typer.Option(help="labels, metrics or selections.")] = "metrics",
+    what: Annotated[str, typer.Option(
+        help="labels, metrics, selections, or rounds (per round: state, phase, the selection's info).")] = "metrics",
     format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",  # noqa: A002
     out: Annotated[Path | None, typer.Option(help="Output file (default: standard output).")] = None,
 ) -> None:

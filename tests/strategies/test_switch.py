@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -13,6 +15,7 @@ from strategies.switch import Switch, loo_nn_accuracy
 from strategies.typiclust import TypiClust
 from strategies.uncertainty import MarginSampling
 from tests.contracts.strategy_contract import StrategyContract
+from tests.test_cli import one_line_error, run_cli
 
 
 class TestSwitch(StrategyContract):
@@ -119,3 +122,39 @@ def test_loo_nn_accuracy_by_hand() -> None:
     assert loo_nn_accuracy(X, np.array([0, 0, 1, 1, 0])) == 4 / 5
     assert loo_nn_accuracy(X, np.array([0, 1, 1, 1, 1])) == 3 / 5
     assert loo_nn_accuracy(X[:1], np.array([0])) == 0.0
+
+
+def test_export_shows_both_phases_in_round_order(tmp_path, capsys, monkeypatch) -> None:
+    """A real run through the CLI: 3 labels per class x 10 digits = 30 labels, reached after round 1."""
+    db = tmp_path / "s.sqlite"
+    code, _, err = run_cli(["simulate", "--dataset", "digits", "--strategy", "switch", "--param",
+                            "switch.labels_per_class=3", "--rounds", "3", "--batch", "10", "--init", "20",
+                            "--db", str(db)], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, _ = run_cli(["export", "--db", str(db), "--what", "rounds", "--format", "csv"], capsys, monkeypatch)
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["round"], r["phase"]) for r in rows] == [("0", ""), ("1", "typiclust"), ("2", "margin"),
+                                                         ("3", "margin"), ("4", "")]  # 0: random seed batch
+    infos = [json.loads(r["info"]) for r in rows[1:4]]
+    assert [(i["n_labeled"], i["switch_at_labels"], i["stage"]) for i in infos] == [
+        (20, 30, "first"), (30, 30, "then"), (40, 30, "then")]
+    code, out, _ = run_cli(["export", "--db", str(db), "--what", "selections"], capsys, monkeypatch)
+    recs = [json.loads(line) for line in out.splitlines()]
+    by_round = {r["round"]: {x["phase"] for x in recs if x["round"] == r["round"]} for r in recs}
+    assert by_round == {0: {None}, 1: {"typiclust"}, 2: {"margin"}, 3: {"margin"}}
+    assert [r["round"] for r in recs] == sorted(r["round"] for r in recs)
+
+
+@pytest.mark.parametrize(("what", "hint"), [("round", "did you mean 'rounds'? "), ("phases", "")])
+def test_export_of_an_unknown_table_is_one_line_and_leaves_the_store(tmp_path, capsys, monkeypatch, what,
+                                                                      hint) -> None:
+    db = tmp_path / "s.sqlite"
+    assert run_cli(["simulate", "--strategy", "random", "--rounds", "1", "--batch", "5", "--init", "10",
+                    "--db", str(db)], capsys, monkeypatch)[0] == 0
+    before = db.read_bytes()
+    code, out, err = run_cli(["export", "--db", str(db), "--what", what], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert one_line_error(err) == (f"error: unknown --what {what!r}; {hint}"
+                                   "use one of labels, metrics, rounds, selections")
+    assert db.read_bytes() == before
