@@ -42,6 +42,7 @@ from al_loop.errors import AlLoopError, ConfigError, DataError
 from al_loop.html_report import ReportFigure, ReportSection, write_report
 from al_loop.reports import (
     GroupCurve,
+    check_metric,
     describe_differences,
     group_curves,
     load_curves,
@@ -50,7 +51,6 @@ from al_loop.reports import (
     summary_rows,
 )
 
-METRICS = ("accuracy", "macro_f1")
 TARGET_FRACTIONS = (0.90, 0.95, 0.98)
 NOT_REACHED = "not reached"
 _FAMILY_EXCLUDED = ("strategy", "strategy_params", "init_strategy", "init_params")  # what "the strategy" is
@@ -218,16 +218,15 @@ _DATA_FILE_PARAMS = ("features", "texts", "path", "data")  # dataset_params nami
 
 
 def data_name(config: RunConfig) -> str:
-    """A short name of the run's data: the dataset, or the file's name for a user file.
+    """A short name of the run's data: the dataset, or the file's name (no suffix) for the user's file or texts.
 
     >>> data_name(RunConfig(dataset="file", strategy="random", dataset_params={"features": "/x/customers.csv"}))
     'customers'
     """
-    if config.dataset == "file" or any(isinstance(config.dataset_params.get(k), str) for k in ("features", "texts")):
-        for key in _DATA_FILE_PARAMS:
-            value = config.dataset_params.get(key)
-            if isinstance(value, str) and value:
-                return Path(value).stem
+    for key in _DATA_FILE_PARAMS:
+        value = config.dataset_params.get(key)
+        if isinstance(value, str) and value:
+            return Path(value).stem
     return config.dataset
 
 
@@ -597,6 +596,21 @@ def format_row(row: CompareRow) -> list[str]:
             f"{row.select_seconds:.3f}", f"{row.train_seconds:.3f}", row.baseline, p, beat]
 
 
+def family_table(rows: Sequence[CompareRow]) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of one family's rows for a terminal: no family column, no ceiling columns without one.
+
+    Parameters
+    ----------
+    rows : sequence of CompareRow
+        Rows of one family (:attr:`CompareRow.family` equal), in table order.
+    """
+    keep = [i for i, h in enumerate(TABLE_HEADERS) if h != "family"]
+    if all(r.ceiling is None for r in rows):
+        keep = [i for i in keep if TABLE_HEADERS[i] != "ceiling" and not TABLE_HEADERS[i].startswith("labels to")]
+    cells = [format_row(r) for r in rows]
+    return [TABLE_HEADERS[i] for i in keep], [[c[i] for i in keep] for c in cells]
+
+
 def markdown_table(rows: Sequence[CompareRow]) -> str:
     """The table as GitHub-flavoured markdown (``|`` in cells escaped)."""
     def line(cells: Sequence[str]) -> str:
@@ -807,8 +821,7 @@ def compare(dbs: Sequence[str | Path], out: str | Path, metric: str = "accuracy"
         if warn is not None:
             warn(msg)
 
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; use --metric accuracy or --metric macro_f1")
+    check_metric(metric)
     if not dbs:
         raise ConfigError("no store given; pass --db FILE (repeat for several)")
     unique = list(dict.fromkeys(str(Path(d).resolve()) for d in dbs))
@@ -878,6 +891,6 @@ def compare(dbs: Sequence[str | Path], out: str | Path, metric: str = "accuracy"
 
 
 __all__ = ["CeilingCache", "CompareResult", "CompareRow", "Family", "PairedTest", "build_rows", "ceiling_key",
-           "compare", "curves_figure", "data_name", "default_cache_path", "family_key", "family_settings",
+           "compare", "curves_figure", "data_name", "default_cache_path", "family_key", "family_table", "family_settings",
            "few_seeds_note", "labels_to_target", "min_wilcoxon_p", "paired_wilcoxon", "palette", "per_seed_aulc",
            "save_figure", "seeds_needed", "split_families", "train_ceiling"]

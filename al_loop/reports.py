@@ -11,8 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from al_loop.config import RunConfig
-from al_loop.errors import DataError
+from al_loop.errors import ConfigError, DataError
 from al_loop.store import Store
+
+METRICS = ("accuracy", "macro_f1")
+
+
+def check_metric(metric: str) -> str:
+    """``metric`` if it is one of :data:`METRICS`; a one-line :class:`ConfigError` otherwise."""
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; use --metric accuracy or --metric macro_f1")
+    return metric
 
 
 def normalised_aulc(x: Sequence[float], y: Sequence[float]) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -106,6 +106,9 @@ class FASS(Strategy):
     """
 
     name = "fass"
+    use_when: ClassVar[str] = (
+        "you want uncertain items that also cover the pool, class by class (uncertainty filter, then "
+        "a submodular pick).")
     requires = frozenset({"proba", "embed", "labels"})
 
     beta: float = 10.0

@@ -15,7 +15,7 @@ sets how hard ``P`` is avoided.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -67,6 +67,9 @@ class Prism(Strategy):
     """
 
     name = "prism"
+    use_when: ClassVar[str] = (
+        "you hold examples of what you need (--query-ids) or must avoid (--private-ids) and want more"
+        " like them.")
 
     function: str = "fl"
     eta: float = 1.0

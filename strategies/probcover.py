@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -228,6 +229,9 @@ class ProbCover(Strategy):
     """
 
     name = "probcover"
+    use_when: ClassVar[str] = (
+        "the budget is tiny (a few labels per class): covers the dense regions of the data; also a "
+        "seed batch (--init-strategy probcover).")
     requires = frozenset()
     delta: float | str = "auto"
     alpha: float = 0.95

@@ -20,7 +20,7 @@ choice) or by penultimate features (``embedding="embed"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -145,6 +145,9 @@ class Similar(Strategy):
     """
 
     name = "similar"
+    use_when: ClassVar[str] = (
+        "rare classes or out-of-distribution items must be found (or avoided), with or without query "
+        "and private sets.")
 
     mode: str = "smi"
     function: str = "flq"

@@ -29,6 +29,7 @@ Id frame: the pure functions work on positions of a point matrix; the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -174,6 +175,9 @@ class TypiClust(Strategy):
     """
 
     name = "typiclust"
+    use_when: ClassVar[str] = (
+        "the budget is tiny (cold start): the most typical item of each cluster; also a seed batch "
+        "(--init-strategy typiclust).")
     requires = frozenset()
     k_neighbours: int = 20
     max_clusters: int = 500

@@ -8,6 +8,7 @@ strategy classes take the top-b with ties broken by the smaller global id.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -52,6 +53,9 @@ class RandomSampling(Strategy):
     """Uniform sample without replacement from ``ctx.rng``."""
 
     name = "random"
+    use_when: ClassVar[str] = (
+        "a baseline to beat, or when the model is too weak for its scores to mean anything (the first"
+        " few dozen labels).")
 
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         ids = ctx.rng.choice(np.asarray(ctx.unlabeled_ids, dtype=np.int64), size=budget, replace=False)
@@ -74,6 +78,9 @@ class EntropySampling(_UncertaintyStrategy):
     """Top-b by predictive entropy."""
 
     name = "entropy"
+    use_when: ClassVar[str] = (
+        "the model is already fair and there are many classes: items whose whole predicted "
+        "distribution is spread out.")
     measure = "entropy"
 
 
@@ -83,6 +90,9 @@ class MarginSampling(_UncertaintyStrategy):
     """Top-b by smallest margin between the two most likely classes."""
 
     name = "margin"
+    use_when: ClassVar[str] = (
+        "past the cold start (a fair model): items nearest the boundary of the two likeliest classes;"
+        " cheap and hard to beat.")
     measure = "margin"
 
 
@@ -92,4 +102,5 @@ class LeastConfidenceSampling(_UncertaintyStrategy):
     """Top-b by smallest top-class probability."""
 
     name = "least_confidence"
+    use_when: ClassVar[str] = "as margin, when only the top class matters; the cheapest uncertainty score."
     measure = "least_confidence"

@@ -69,15 +69,19 @@ def ids_option(ids: str | None, path: Path | None) -> list[int]:
     return out
 
 
-def print_summary(dbs: list[str], metric: str = "accuracy") -> None:
-    """The table of final metric and AULC per strategy (mean ± std over seeds)."""
+def print_summary(dbs: list[str], metric: str = "accuracy", run_ids: list[int] | None = None) -> None:
+    """The table of final ``metric`` and its AULC per strategy (mean ± std over seeds); the title names the metric.
+
+    ``run_ids`` limits it to those runs (``resume`` shows the runs it finished).
+    """
     from rich.table import Table
     from rich.text import Text
 
     from al_loop import reports
 
-    groups = reports.group_curves(reports.load_curves(dbs, metric))
-    table = Table(title=f"final {metric} and normalised area under the curve (mean ± std over seeds)")
+    groups = reports.group_curves(reports.load_curves(dbs, metric, run_ids=run_ids))
+    table = Table(title=f"{metric}: final value and normalised area under the {metric} curve "
+                        "(mean ± std over seeds)")
     for col in ("strategy", "seeds", "labels", f"final {metric}", "AULC"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for row in reports.summary_rows(groups):

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+_NO_WRAP = ("final", "AULC", "p (Wilcoxon, AULC)")  # numbers a reader compares down the column
+
 
 def add_compare_command(app: typer.Typer) -> None:
     """Register ``compare`` on ``app`` (errors are :class:`al_loop.errors.AlLoopError`, one line)."""
@@ -31,7 +33,7 @@ def add_compare_command(app: typer.Typer) -> None:
         from rich.table import Table
         from rich.text import Text
 
-        from al_loop.compare import TABLE_HEADERS, compare, default_cache_path, format_row
+        from al_loop.compare import compare, default_cache_path, family_table
 
         err = Console(stderr=True)
         out_console = Console(width=None if sys.stdout.isatty() else 220)
@@ -44,12 +46,18 @@ def add_compare_command(app: typer.Typer) -> None:
         out_console.print("groups (runs are averaged within a group only):", highlight=False)
         for line in result.group_lines():
             out_console.print(line, highlight=False, markup=False)
-        table = Table(title=f"{metric}: label efficiency (mean ± std over seeds)")
-        for h in TABLE_HEADERS:
-            table.add_column(h, overflow="fold")
-        for row in result.rows:
-            table.add_row(*(Text(cell) for cell in format_row(row)))  # labels hold [..]: not markup
-        out_console.print(table)
+        for fam in result.families:  # one table per family, best AULC first
+            headers, cells = family_table([r for r in result.rows if r.family == fam.title])
+            table = Table(title=f"{fam.title}: {metric}, label efficiency (mean ± std over seeds)")
+            for h in headers:
+                table.add_column(h, overflow="fold", no_wrap=h in _NO_WRAP)
+            for row_cells in cells:
+                table.add_row(*(Text(cell) for cell in row_cells))  # labels hold [..]: not markup
+            if all(r.ceiling is None for r in result.rows if r.family == fam.title):
+                table.caption = "no full-data ceiling (--no-ceiling, or none could be fitted): no labels-to-target"
+            out_console.print(table)
+        for note in result.notes:  # e.g. too few seeds for the paired test to reach p < 0.05
+            out_console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
         if ceiling:
             err.print(f"ceilings trained: {result.ceilings_trained} (the rest came from the cache)")
         err.print(f"wrote {len(result.pngs)} figure(s), {result.summary_md}, {result.summary_csv}, {result.html}",

@@ -14,27 +14,19 @@ from al_loop.cli.app import app
 
 @app.command()
 def status(db: Annotated[Path, typer.Option(help="Store to read (read-only).")]) -> None:
-    """Runs, their rounds and states, labels so far."""
+    """Runs, their rounds and states, labels so far; an ended run shows how it ended (finished, failed, ...)."""
     from rich.table import Table
+    from rich.text import Text
 
-    from al_loop.store import Store
+    from al_loop.run_status import read_status, status_rows  # stdlib only: status answers fast
 
-    store = Store(db, readonly=True)
-    try:
-        table = Table(title=str(db))
-        for col in ("run", "strategy", "seed", "dataset", "status", "round", "state", "labels", "skipped", "last acc"):
-            table.add_column(col)
-        for run in store.runs():
-            assert run.id is not None
-            rnd = store.current_round(run.id)
-            lab = store.labels(run.id)
-            mets = store.metrics(run.id)
-            table.add_row(str(run.id), run.strategy, str(run.seed), run.dataset, run.status, str(rnd.idx), rnd.state,
-                          str(sum(r.status == "labeled" for r in lab)), str(sum(r.status == "skipped" for r in lab)),
-                          f"{mets[-1].accuracy:.4f}" if mets else "-")
-        out_console.print(table)
-    finally:
-        store.close()
+    headers, rows = status_rows(read_status(db))
+    table = Table(title=str(db))
+    for col in headers:
+        table.add_column(col, overflow="fold")
+    for cells in rows:
+        table.add_row(*(Text(c) for c in cells))  # notes and names are not markup
+    out_console.print(table)
 
 
 @app.command()
@@ -90,14 +82,12 @@ def curves(
 
 @app.command(name="strategies")
 def list_strategies() -> None:
-    """List the registered strategies and what they need from the learner."""
+    """List the registered strategies: what they need, when to use them, their parameters and defaults."""
     from al_loop.registry import STRATEGIES
+    from al_loop.strategy_help import format_help, strategy_help
 
-    for name in STRATEGIES.names():
-        cls = STRATEGIES.get(name)
-        try:
-            needs = ",".join(sorted(cls().requires)) or "-"  # defaults; may depend on parameters
-        except Exception:
-            needs = "?"
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        out_console.print(f"{name:20s} needs {needs:12s} {doc}")
+    for i, name in enumerate(STRATEGIES.names()):
+        if i:
+            out_console.print()
+        for line in format_help(strategy_help(name, STRATEGIES.get(name))):
+            out_console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -52,12 +52,17 @@ def simulate(
     test_fraction: Annotated[float | None, typer.Option(help="Share held out as the test split (default 0.25).")] = None,
     test_features: Annotated[Path | None, typer.Option(help="A test set of your own: features file (as --features).")] = None,
     test_labels: Annotated[Path | None, typer.Option(help="Labels of --test-features when not inside it.")] = None,
+    metric: Annotated[str, typer.Option(help="Metric of the summary table: accuracy or macro_f1 (both are stored).")
+                      ] = "accuracy",
 ) -> None:
     """Simulate active learning: strategies x seeds, one run each, then a summary table."""
     from al_loop import api
     from al_loop.params import parse_params
     from al_loop.registry import DATASETS, LEARNERS, STRATEGIES
+    from al_loop.reports import check_metric
     from al_loop.store import check_sqlite_file
+
+    check_metric(metric)
 
     dataset, dataset_params = own_data_params(
         dataset, features=features, labels=labels, label_column=label_column, id_column=id_column,
@@ -88,7 +93,7 @@ def simulate(
     _with_progress(len(configs) * (rounds + 2), lambda on_round, log: api.run_configs(
         str(db), configs, on_round=on_round, log=log, cluster=cluster))
     console.print(f"wrote {len(configs)} run(s) to {db}")
-    print_summary([str(db)])
+    print_summary([str(db)], metric)
 
 
 def own_data_params(dataset: str, *, features: Path | None, labels: Path | None, label_column: str,
@@ -149,15 +154,42 @@ def _with_progress(total: int, work: Any) -> Any:
     return result
 
 
+def _rounds_to_go(db: Path) -> int:
+    """Progress steps (round changes and run ends, as ``on_round`` counts them) left to the store's unfinished runs."""
+    from al_loop.store import Store
+
+    store = Store(db, readonly=True)
+    try:
+        total = 0
+        for run_id in store.unfinished_runs():
+            config = store.config(run_id)
+            if config.oracle == "simulated":  # resume drives these only
+                total += max(config.rounds + 2 - store.current_round(run_id).idx, 1)
+        return total
+    finally:
+        store.close()
+
+
 @app.command()
 def resume(db: Annotated[Path, typer.Option(help="Store whose unfinished runs to finish.")],
            cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
+           metric: Annotated[str, typer.Option(help="Metric of the summary table: accuracy or macro_f1.")
+                             ] = "accuracy",
            ) -> None:
-    """Finish every unfinished simulated run in the store."""
+    """Finish every unfinished simulated run in the store (a progress bar, then their summary table)."""
     from al_loop import api
+    from al_loop.reports import check_metric
     from al_loop.store import Store
 
+    check_metric(metric)
     Store(db).close()  # validates the file before anything else
     interrupt_hint("resume", db, f"al-loop resume --db {db}")
-    done = api.resume(str(db), log=lambda msg: console.print(f"[yellow]{msg}"), cluster=cluster)
+    total = _rounds_to_go(db)
+    if total:
+        done = _with_progress(total, lambda on_round, log: api.resume(str(db), on_round=on_round, log=log,
+                                                                      cluster=cluster))
+    else:
+        done = api.resume(str(db), log=lambda msg: console.print(f"[yellow]{msg}"), cluster=cluster)
     console.print(f"resumed {len(done)} run(s): {done}" if done else "nothing to resume: every run is finished")
+    if done:
+        print_summary([str(db)], metric, run_ids=done)
