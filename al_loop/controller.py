@@ -219,7 +219,7 @@ class Controller:
         crash_point("during_train")
         self.learner.fit(self.pool, ids, labels, seed=derived_seed(self.config.seed, idx))
         train_s = time.perf_counter() - t0
-        test = self._evaluate(self.pool.X_test, self.pool.y_test) or (float("nan"), float("nan"))
+        test = self._evaluate(self.pool.X_test, self.pool.y_test) or (None, None)  # no test split: no score
         val = self._evaluate(self.pool.X_val, self.pool.y_val) or (None, None)
         metric = MetricRow(run_id=self.run_id, round=idx, n_labels=len(ids), accuracy=test[0], macro_f1=test[1],
                            train_seconds=train_s, select_seconds=0.0, val_accuracy=val[0], val_macro_f1=val[1])

@@ -120,8 +120,8 @@ class MetricRow(SQLModel, table=True):
     run_id: int = Field(foreign_key="runs.id", primary_key=True)
     round: int = Field(primary_key=True)
     n_labels: int
-    accuracy: float
-    macro_f1: float
+    accuracy: float | None = None  # None: no test split (a campaign on unlabeled data)
+    macro_f1: float | None = None
     train_seconds: float
     select_seconds: float
     val_accuracy: float | None = None

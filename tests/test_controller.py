@@ -84,7 +84,7 @@ def test_init_smaller_than_classes_refused_and_store_untouched(tmp_path) -> None
 
 
 def test_unknown_strategy_lists_valid_names(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="unknown strategy 'entropyy'; valid names: .*entropy"):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'entropyy'; did you mean 'entropy'\? valid names: .*entropy"):
         api.simulate(str(tmp_path / "u.sqlite"), dataset="digits", strategies=["entropyy"])
 
 
@@ -99,7 +99,7 @@ def test_nan_features_refused_before_any_write(tmp_path) -> None:
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", np.arange(50) % 2)
     db = tmp_path / "nan.sqlite"
-    with pytest.raises(DataError, match="NaN or Inf in 1 row"):
+    with pytest.raises(DataError, match=r"missing values \(NaN\) in 1 row"):
         api.simulate(str(db), dataset="file", strategies=["random"], init=4,
                      dataset_params={"features": str(tmp_path / "X.npy"), "labels": str(tmp_path / "y.npy")})
     assert not db.exists()
@@ -128,3 +128,25 @@ def test_init_strategy_that_needs_a_model_is_refused(tmp_path) -> None:
     with pytest.raises(ConfigError, match="init strategy 'entropy' needs a trained model"):
         _run(tmp_path, options={"init_strategy": "entropy"})
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_pool_without_a_test_split_trains_and_records_no_score(tmp_path) -> None:
+    """A campaign on unlabeled data has no test split: rounds commit with accuracy NULL, not a NaN that SQLite refuses."""
+    from al_loop.controller import Controller
+    from al_loop.pool import Pool
+    from oracles.simulated import SimulatedOracle
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (30, 4)), rng.normal(3, 1, (30, 4))])
+    y = np.repeat([0, 1], 30)
+    pool = Pool(X=X, ids=np.arange(60), classes=("a", "b"), y=y)  # no X_test
+    config = api.RunConfig(dataset="iris", strategy="margin", rounds=2, batch=4, init=6)
+    store = Store(tmp_path / "c.sqlite")
+    run_id = store.create_run(config)
+    ctl = Controller(store, run_id, pool, api.build_learner("logreg", pool), api.build_strategy("margin", {}),
+                     SimulatedOracle(pool, 0))
+    ctl.run()
+    assert store.run(run_id).status == "finished"
+    metrics = store.metrics(run_id)
+    assert [m.n_labels for m in metrics] == [6, 10, 14]
+    assert all(m.accuracy is None and m.macro_f1 is None for m in metrics)
