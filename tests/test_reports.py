@@ -36,3 +36,28 @@ def test_grouping_never_mixes_configs() -> None:
     assert rows["entropy [batch=10]"]["seeds"] == 2
     assert rows["entropy [batch=10]"]["final_mean"] == pytest.approx(0.65)
     assert rows["entropy [batch=20]"]["final_mean"] == pytest.approx(0.2)
+
+
+def test_labels_across_datasets_name_the_differing_keys_not_the_whole_dict() -> None:
+    def file_curve(name: str, seed: int) -> RunCurve:
+        cfg = RunConfig(dataset="file", strategy="entropy", seed=seed,
+                        dataset_params={"features": f"/home/u/data/{name}.csv", "label_column": "label",
+                                        "impute": "mean"})
+        return RunCurve(run_id=seed, db="x", strategy="entropy", seed=seed, group=cfg.group_key(),
+                        n_labels=np.asarray([20.0, 30.0]), values=np.asarray([0.5, 0.6]),
+                        select_seconds=np.zeros(2), train_seconds=np.zeros(2), config=cfg)
+
+    labels = sorted(g.label for g in group_curves([file_curve("customers", 0), file_curve("tickets", 0)]))
+    assert labels == ["entropy [dataset_params.features=customers.csv]",
+                      "entropy [dataset_params.features=tickets.csv]"]
+    assert all("{" not in label and "impute" not in label for label in labels)
+
+
+def test_short_value_and_describe_differences() -> None:
+    from al_loop.reports import describe_differences, short_value
+
+    assert short_value("/a/b/customers.csv") == "customers.csv"
+    assert short_value({"k": 10, "prune": True}) == "k=10, prune=true"
+    assert short_value("x" * 50) == "x" * 31 + "…"
+    parts = describe_differences([{"batch": 10, "strategy_params": {"k": 3}}, {"batch": 20, "strategy_params": {}}])
+    assert parts == [["batch=10", "strategy_params.k=3"], ["batch=20"]]
