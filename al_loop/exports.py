@@ -3,9 +3,10 @@
 Labels and selections carry, next to ``pool_id`` (the item's 0-based row in the
 data file as loaded), the user's own ``item_id`` (``--id-column``; None when the
 data had none) and, when any run of the store has texts, the item's ``text``.
-Selections and rounds carry the round's ``phase`` (which strategy a composed
-strategy such as ``switch`` ran; None for the others); rounds carry the whole
-``Selection.info`` as a JSON string (``info``).
+Selections and rounds carry the round's ``phase``: the strategy that picked
+its batch (round 0: the run's init strategy; ``switch``: the inner strategy it
+ran that round; None for a round that has not selected). Rounds carry the
+whole ``Selection.info`` as a JSON string (``info``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def _items_by_run(store: Store, runs: list[Any]) -> dict[int, dict[int, Any]]:
             by_key[key] = store.items(key)
         out[run.id] = by_key[key]
     return out
+
+
+def _phase(run: Any, init_strategy: str, idx: int, info: dict[str, Any]) -> str:
+    """Name of the strategy that picked round ``idx``'s batch (see the module docstring)."""
+    if idx == 0:
+        return init_strategy
+    return str(info.get("phase", run.strategy))
 
 
 def export_records(db: str, what: str) -> list[dict[str, Any]]:
@@ -67,12 +75,17 @@ def export_records(db: str, what: str) -> list[dict[str, Any]]:
                                     "macro_f1": m.macro_f1, "select_seconds": m.select_seconds,
                                     "train_seconds": m.train_seconds})
             elif what == "rounds":
+                init = store.config(run.id).init_strategy
                 for rnd in store.rounds(run.id):
                     info = json.loads(rnd.info_json) if rnd.info_json else {}
+                    selected = rnd.state != "TRAINING"  # a round in TRAINING has not selected (yet)
                     records.append({**base, "round": rnd.idx, "state": rnd.state, "budget": rnd.budget,
-                                    "phase": info.get("phase"), "info": rnd.info_json})
+                                    "phase": _phase(run, init, rnd.idx, info) if selected else None,
+                                    "info": rnd.info_json})
             else:
-                phases = {r: info.get("phase") for r, info in store.round_info(run.id).items()}
+                init = store.config(run.id).init_strategy
+                infos = store.round_info(run.id)
+                phases = {r.idx: _phase(run, init, r.idx, infos.get(r.idx, {})) for r in store.rounds(run.id)}
                 for s in store.selections(run.id):
                     records.append({**base, "round": s.round, "pool_id": s.pool_id, **item(run.id, s.pool_id),
                                     "rank": s.rank, "score": s.score, "phase": phases.get(s.round)})

@@ -19,6 +19,7 @@ Released versions:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from al_loop.errors import StoreError
 from al_loop.schema import SCHEMA_VERSION
-from al_loop.store import check_sqlite_file
+from al_loop.store import check_sqlite_file, check_writable
 
 
 def _v1_to_v2(con: sqlite3.Connection) -> None:
@@ -73,6 +74,8 @@ def upgrade(path: str | Path, backup_dir: str | Path | None = None) -> tuple[int
         ``backup_path`` is None when the store was already current.
     """
     path = Path(path)
+    if path.exists():
+        check_writable(path)  # before reading: a WAL store in a read-only place cannot even be read by sqlite3
     old = schema_version(path)
     if old > SCHEMA_VERSION:
         raise StoreError(f"{path} has schema version {old}, newer than this al-loop's {SCHEMA_VERSION}; "
@@ -84,6 +87,9 @@ def upgrade(path: str | Path, backup_dir: str | Path | None = None) -> tuple[int
                          "export it with the al-loop release that wrote it")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     backup = Path(backup_dir or path.parent) / f"{path.name}.v{old}-{stamp}.bak"
+    if not os.access(backup.parent, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write the backup into {backup.parent} (read-only folder); pass "
+                         "--backup-dir with a writable folder")
     con = sqlite3.connect(path, isolation_level=None, timeout=30)
     try:
         con.execute("PRAGMA busy_timeout=30000")

@@ -134,15 +134,15 @@ def test_export_shows_both_phases_in_round_order(tmp_path, capsys, monkeypatch) 
     code, out, _ = run_cli(["export", "--db", str(db), "--what", "rounds", "--format", "csv"], capsys, monkeypatch)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [(r["round"], r["phase"]) for r in rows] == [("0", ""), ("1", "typiclust"), ("2", "margin"),
-                                                         ("3", "margin"), ("4", "")]  # 0: random seed batch
+    assert [(r["round"], r["phase"]) for r in rows] == [("0", "random"), ("1", "typiclust"), ("2", "margin"),
+                                                         ("3", "margin"), ("4", "")]  # 4 only trains
     infos = [json.loads(r["info"]) for r in rows[1:4]]
     assert [(i["n_labeled"], i["switch_at_labels"], i["stage"]) for i in infos] == [
         (20, 30, "first"), (30, 30, "then"), (40, 30, "then")]
     code, out, _ = run_cli(["export", "--db", str(db), "--what", "selections"], capsys, monkeypatch)
     recs = [json.loads(line) for line in out.splitlines()]
     by_round = {r["round"]: {x["phase"] for x in recs if x["round"] == r["round"]} for r in recs}
-    assert by_round == {0: {None}, 1: {"typiclust"}, 2: {"margin"}, 3: {"margin"}}
+    assert by_round == {0: {"random"}, 1: {"typiclust"}, 2: {"margin"}, 3: {"margin"}}
     assert [r["round"] for r in recs] == sorted(r["round"] for r in recs)
 
 
@@ -158,3 +158,13 @@ def test_export_of_an_unknown_table_is_one_line_and_leaves_the_store(tmp_path, c
     assert one_line_error(err) == (f"error: unknown --what {what!r}; {hint}"
                                    "use one of labels, metrics, rounds, selections")
     assert db.read_bytes() == before
+
+
+def test_export_phase_of_other_strategies_and_of_a_typiclust_seed_batch(tmp_path, capsys, monkeypatch) -> None:
+    db = tmp_path / "s.sqlite"
+    assert run_cli(["simulate", "--strategy", "margin", "--init-strategy", "typiclust", "--rounds", "2",
+                    "--batch", "5", "--init", "10", "--db", str(db)], capsys, monkeypatch)[0] == 0
+    code, out, _ = run_cli(["export", "--db", str(db), "--what", "rounds"], capsys, monkeypatch)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["round"], r["phase"]) for r in rows] == [(0, "typiclust"), (1, "margin"), (2, "margin"), (3, None)]
+    assert json.loads(rows[0]["info"])["n_clusters"] == 10  # the seed batch's own info (TypiClust's clusters)
