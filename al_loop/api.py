@@ -14,14 +14,15 @@ from typing import Any
 from al_loop.config import RunConfig
 from al_loop.controller import Controller
 from al_loop.datasets import load_dataset, make_pool
-from al_loop.errors import ConfigError
+from al_loop.errors import AlLoopError, ConfigError, RunFailedError, RunLockedError, StoreError
 from al_loop.learners.base import Learner
 from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
 from al_loop.registry import LEARNERS, ORACLES, STRATEGIES, import_plugins, plugins_for
-from al_loop.store import Store, check_sqlite_file
+from al_loop.store import Store, check_sqlite_file, check_writable
 from al_loop.strategy import Strategy
+from al_loop.types import RunStatus
 
 _POOL_CACHE: dict[str, Pool] = {}
 
@@ -63,8 +64,16 @@ def build_oracle(config: RunConfig, pool: Pool, **extra: Any) -> Oracle:
 
 
 def validate(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy) -> None:
-    """Checks done before round 0 (nothing is written if they fail)."""
+    """Checks done before round 0 (nothing is written if they fail).
+
+    The strategy's requirements against the learner, the learner against the
+    pool's input shape (:meth:`Learner.check_pool`), the strategy's own
+    preconditions that need the run's context (:meth:`Strategy.check_config`),
+    the init strategy, ``--init`` against the classes and the Q/P ids.
+    """
     strategy.check_learner(learner.capabilities)
+    learner.check_pool(pool)
+    strategy.check_config(config)
     if config.init_strategy != "random":
         init = build_strategy(config.init_strategy, config.init_params)
         try:
@@ -73,6 +82,7 @@ def validate(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy
             raise ConfigError(f"init strategy {config.init_strategy!r} needs a trained model "
                               f"({sorted(init.requires)}), which round 0 does not have; use random, typiclust "
                               "or probcover") from None
+        init.check_config(config)
     if config.init < pool.n_classes and config.oracle == "simulated":
         raise ConfigError(f"--init {config.init} is smaller than the {pool.n_classes} classes; "
                           f"pass --init {pool.n_classes} or more so every class can appear in the seed set")
@@ -124,6 +134,11 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
     """
     if not strategies:
         raise ConfigError("no strategy given; pass --strategy NAME (see `al-loop strategies`)")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("no seed to run (--seeds must be 1 or more); pass --seeds 1 or more")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {seeds} repeat a seed (the runs would be identical); give distinct seeds")
     configs = []
     opts = dict(options or {})
     opts.setdefault("plugins", plugins_for([*strategies, opts.get("init_strategy", "random")], learner, dataset))
@@ -155,15 +170,24 @@ def record_items(store: Store, config: RunConfig, pool: Pool) -> bool:
 
 
 def run_configs(db: str, configs: Sequence[RunConfig], on_round: Callable[[int, str], None] | None = None,
-                log: Callable[[str], None] | None = None, cluster: str | None = None) -> list[int]:
+                log: Callable[[str], None] | None = None, cluster: str | None = None,
+                runner: Any = None) -> list[int]:
     """Create one run per config in ``db`` and drive each to the end; return the run ids.
 
     ``cluster`` (``sync``, ``local:N`` or a scheduler address) scores the pool and
-    selects on Dask; the store is written by this process only.
+    selects on Dask; the store is written by this process only. ``runner``: an
+    open :class:`~al_loop.distributed.DaskRunner` to use instead (the CLI
+    connects before it shows progress, so a bad address is one line).
+    A run that fails is marked ``failed`` and stops the others (they stay
+    ``running`` for ``resume``): :class:`RunFailedError` for an AlLoopError,
+    the exception itself otherwise.
     """
+    from contextlib import nullcontext
+
     from al_loop.distributed import cluster_session
 
-    with cluster_session(cluster) as runner:  # a bad spec fails before the store is touched
+    session = nullcontext(runner) if runner is not None else cluster_session(cluster)
+    with session as runner:  # a bad spec fails before the store is touched
         store = Store(db)
         try:
             for cfg in {cfg.dataset_key(): cfg for cfg in configs}.values():  # once per dataset
@@ -172,8 +196,17 @@ def run_configs(db: str, configs: Sequence[RunConfig], on_round: Callable[[int, 
                 for note in pool.notes if log is not None else ():
                     log(note)
             run_ids = [store.create_run(cfg) for cfg in configs]
-            for run_id in run_ids:
-                _drive(store, run_id, on_round, log, runner)
+            for i, run_id in enumerate(run_ids):
+                try:
+                    _drive(store, run_id, on_round, log, runner)
+                except AlLoopError as exc:
+                    if isinstance(exc, NOT_THE_RUNS_FAULT):
+                        raise
+                    left = len(run_ids) - i - 1
+                    more = (f"; the {left} run(s) not started yet are kept: `al-loop resume --db {db}` runs them"
+                            if left else "")
+                    raise RunFailedError(f"run {run_id} failed and is marked failed: {failure_reason(exc)}"
+                                         f"{more}") from None
             return run_ids
         finally:
             store.close()
@@ -192,16 +225,47 @@ def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[i
     Every configuration, and the store file, is checked before anything is written.
     """
     check_sqlite_file(Path(db))
+    check_writable(Path(db))
     configs = plan_simulation(dataset, strategies, seeds, rounds, batch, init, learner, strategy_params,
                               dataset_params, noise_rate, skip_rate, query_ids, private_ids, options)
     return run_configs(db, configs, on_round, log, cluster)
 
 
+#: failures that are not the run's: it stays ``running`` and ``resume`` tries it again
+#: (another process holds its lease; the disk, the network or a Dask cluster went away)
+NOT_THE_RUNS_FAULT: tuple[type[BaseException], ...] = (RunLockedError, OSError)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The one line stored as a failed run's note: the message of an AlLoopError, else ``Type: first line``."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    first = lines[0] if lines else ""
+    text = first if isinstance(exc, AlLoopError) and first else f"{type(exc).__name__}: {first}".rstrip(": ")
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def _drive(store: Store, run_id: int, on_round: Callable[[int, str], None] | None,
            log: Callable[[str], None] | None, runner: Any = None) -> None:
-    ctl = controller_for(store, run_id, log=log, runner=runner)
+    """Drive one run to its end; a run whose step raises is marked ``failed`` (with the reason) first.
+
+    Interrupts (KeyboardInterrupt, SIGTERM) and :data:`NOT_THE_RUNS_FAULT`
+    leave the run ``running``. The exception is re-raised unchanged, with
+    its traceback.
+    """
     with RunLease(store, run_id) as lease:
-        _drive_locked(store, run_id, ctl, lease, on_round)
+        try:
+            ctl = controller_for(store, run_id, log=log, runner=runner)
+            _drive_locked(store, run_id, ctl, lease, on_round)
+        except NOT_THE_RUNS_FAULT:
+            raise
+        except Exception as exc:
+            reason = failure_reason(exc)
+            try:
+                store.set_run_status(run_id, RunStatus.FAILED, reason)
+            except Exception as mark_exc:  # the store itself broke: say so, raise the original
+                if log is not None:
+                    log(f"run {run_id} could not be marked failed ({failure_reason(mark_exc)})")
+            raise
 
 
 def _drive_locked(store: Store, run_id: int, ctl: Controller, lease: RunLease,
@@ -220,17 +284,98 @@ def _drive_locked(store: Store, run_id: int, ctl: Controller, lease: RunLease,
 
 
 def resume(db: str, on_round: Callable[[int, str], None] | None = None,
-           log: Callable[[str], None] | None = None, cluster: str | None = None) -> list[int]:
-    """Finish every unfinished simulated run in ``db``; return their ids."""
+           log: Callable[[str], None] | None = None, cluster: str | None = None,
+           runner: Any = None) -> list[int]:
+    """Finish every unfinished simulated run in ``db``; return the ids of those that finished.
+
+    ``cluster`` as in :func:`run_configs`, or ``runner``, an open DaskRunner.
+
+    Failed runs are skipped with a note (``log``). A run that fails now is
+    marked failed and the others go on; then :class:`RunFailedError` names
+    the failed runs (an unexpected exception is re-raised with its
+    traceback, after every other run had its turn).
+    """
     from al_loop.distributed import cluster_session
 
-    store = Store(db)
+    store = _open_existing(db)
     try:
+        for run in store.runs():
+            if run.status == RunStatus.FAILED.value and log is not None:
+                log(f"run {run.id} failed earlier: {run.note or 'no reason recorded'}; skipped — "
+                    f"`al-loop runs retry --db {db} --run {run.id}` tries it again, "
+                    f"`al-loop runs abandon --db {db} --run {run.id}` gives it up")
         todo = [r for r in store.unfinished_runs() if store.config(r).oracle == "simulated"]
-        with cluster_session(cluster if todo else None) as runner:
+        failed: list[tuple[int, BaseException]] = []
+        done: list[int] = []
+        from contextlib import nullcontext
+
+        session = nullcontext(runner) if runner is not None else cluster_session(cluster if todo else None)
+        with session as runner:
             for run_id in todo:
-                _drive(store, run_id, on_round, log, runner)
-        return todo
+                try:
+                    _drive(store, run_id, on_round, log, runner)
+                except NOT_THE_RUNS_FAULT:
+                    raise
+                except Exception as exc:
+                    failed.append((run_id, exc))
+                    if log is not None:
+                        log(f"run {run_id} failed and is marked failed: {failure_reason(exc)}; going on")
+                else:
+                    done.append(run_id)
+        if failed:
+            unexpected = [exc for _, exc in failed if not isinstance(exc, AlLoopError)]
+            if unexpected:
+                raise unexpected[0]
+            names = "; ".join(f"run {r}: {failure_reason(e)}" for r, e in failed)
+            raise RunFailedError(f"{len(failed)} run(s) failed during resume and are marked failed ({names}); "
+                                 f"the other {len(done)} finished; `al-loop status --db {db}` shows them")
+        return done
+    finally:
+        store.close()
+
+
+def _open_existing(db: str) -> Store:
+    check_sqlite_file(Path(db))
+    if not Path(db).exists():
+        raise StoreError(f"{db} does not exist; pass the --db of an existing store")
+    return Store(db)
+
+
+def abandon_run(db: str, run_id: int, reason: str | None = None) -> str:
+    """Mark an unfinished run (``running`` or ``failed``) ``abandoned``; return its previous status.
+
+    The run's rows stay in the store: ``export``, ``curves`` and ``compare``
+    still read it, ``resume`` and ``campaign run`` leave it alone. Refuses, in
+    one line, a run that ended (finished, exhausted, abandoned) and a run
+    another process is writing (its lease is held).
+    """
+    store = _open_existing(db)
+    try:
+        run = store.run(run_id)
+        if run.status not in (RunStatus.RUNNING.value, RunStatus.FAILED.value):
+            why = f" ({run.note})" if run.note else ""
+            raise ConfigError(f"run {run_id} is {run.status}{why}; only a running or failed run can be abandoned")
+        with RunLease(store, run_id):  # refuses while another process drives it
+            note = f"abandoned: {reason}" if reason else "abandoned by the user"
+            if run.status == RunStatus.FAILED.value and run.note:
+                note += f" (it had failed: {run.note})"
+            return store.set_run_status(run_id, RunStatus.ABANDONED, note,
+                                        allowed_from=(RunStatus.RUNNING.value, RunStatus.FAILED.value))
+    finally:
+        store.close()
+
+
+def retry_run(db: str, run_id: int) -> None:
+    """Put a ``failed`` run back to ``running`` (its reason is cleared); ``resume`` then tries it again.
+
+    Nothing of the run is deleted: it goes on from its last committed step.
+    """
+    store = _open_existing(db)
+    try:
+        run = store.run(run_id)
+        if run.status != RunStatus.FAILED.value:
+            raise ConfigError(f"run {run_id} is {run.status}, not failed; only a failed run can be retried")
+        store.set_run_status(run_id, RunStatus.RUNNING, None, allowed_from=(RunStatus.FAILED.value,))
     finally:
         store.close()
 

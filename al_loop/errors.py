@@ -30,3 +30,7 @@ class OracleError(AlLoopError):
 
 class RunLockedError(StoreError):
     """Another process is writing the same run."""
+
+
+class RunFailedError(AlLoopError):
+    """One or more runs failed (each is marked ``failed`` in the store with its reason)."""

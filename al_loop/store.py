@@ -68,6 +68,36 @@ def check_sqlite_file(path: Path) -> None:
         raise StoreError(f"{path} is not a SQLite database; pass a new file name or the al-loop store you meant")
 
 
+def check_writable(path: Path) -> None:
+    """Refuse, in one line, a store this process cannot write: a read-only file, or a read-only folder.
+
+    SQLite in WAL mode writes the file and two files beside it
+    (``NAME-wal``, ``NAME-shm``); in a read-only folder it cannot create them.
+    Without this check the first write fails deep in SQLAlchemy ("attempt to
+    write a readonly database") after the command has started.
+    """
+    path = Path(path)
+    folder = path.absolute().parent
+    readers = "status, export and compare only read it"
+    if not folder.is_dir():
+        raise StoreError(f"cannot create {path}: the folder {folder} does not exist; create it or pass another --db")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(f"cannot write to {path} (read-only file); make it writable (chmod u+w {path}) "
+                             f"or copy it and pass the copy as --db; {readers}")
+        sidecars = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+        for side in sidecars:
+            if side.exists() and not os.access(side, os.R_OK | os.W_OK):
+                raise StoreError(f"cannot write to {path} (read-only file {side.name} beside it); make it "
+                                 f"writable (chmod u+w {side}) or copy the store elsewhere; {readers}")
+        if not all(side.exists() for side in sidecars) and not os.access(folder, os.W_OK | os.X_OK):
+            raise StoreError(f"cannot write to {path} (read-only folder {folder}: SQLite cannot create the "
+                             f"{path.name}-wal journal beside it); make the folder writable or copy the store "
+                             f"to a writable folder; {readers}")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write to {path} (read-only folder {folder}); pass a --db in a writable folder")
+
+
 def _jsonable(obj: Any) -> Any:
     """numpy scalars and arrays in a selection's info, as JSON values."""
     if hasattr(obj, "tolist"):
@@ -93,6 +123,8 @@ class Store:
         check_sqlite_file(self.path)
         if readonly and not self.path.exists():
             raise StoreError(f"{self.path} does not exist; pass the --db of an existing run")
+        if not readonly:
+            check_writable(self.path)
         self.engine = self._make_engine()
         self._check_integrity_and_schema()
 
@@ -152,6 +184,9 @@ class Store:
         except Exception as exc:
             self.engine.dispose()
             msg = str(getattr(exc, "orig", exc)).splitlines()[0]
+            if "readonly" in msg or "read-only" in msg:  # e.g. a read-only mount the checks above cannot see
+                raise StoreError(f"cannot write to {self.path} ({msg}); copy the store to a writable folder "
+                                 "and pass the copy as --db") from None
             raise StoreError(
                 f"{self.path} cannot be read as a SQLite database ({msg}); restore it from a backup "
                 "or pass a new --db"
@@ -218,6 +253,23 @@ class Store:
             assert run is not None
             run.status = status.value
             s.add(run)
+
+    def set_run_status(self, run_id: int, status: RunStatus, note: str | None,
+                       allowed_from: Sequence[str] = (RunStatus.RUNNING.value,)) -> str:
+        """Set a run's status and note in one transaction if its status is one of ``allowed_from``.
+
+        Returns the status the run had before (unchanged when it was not in
+        ``allowed_from``): ``failed`` never overwrites ``finished``.
+        """
+        with self.write() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise StoreError(f"run {run_id} is not in {self.path}; `al-loop status --db {self.path}` lists runs")
+            before = run.status
+            if before in allowed_from:
+                run.status, run.note = status.value, note
+                s.add(run)
+            return before
 
     # -- rounds ---------------------------------------------------------------------
     def rounds(self, run_id: int) -> list[RoundRow]:

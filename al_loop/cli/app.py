@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="al-loop: simulate active learning, run annotation campaigns, compare strategies.")
 campaign_app = typer.Typer(no_args_is_help=True, help="Annotation campaigns in Label Studio.")
 db_app = typer.Typer(no_args_is_help=True, help="Store maintenance: schema upgrades.")
-runs_app = typer.Typer(no_args_is_help=True, help="Runs of a store: abandon one that cannot go on.")
+runs_app = typer.Typer(no_args_is_help=True, help="Runs of a store: abandon one that cannot go on, retry a failed one.")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "al_loop.cli.inspect",
     "al_loop.cli.campaign",
     "al_loop.cli.db",
+    "al_loop.cli.runs",
 )
 
 _built = False

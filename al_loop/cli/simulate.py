@@ -60,7 +60,7 @@ def simulate(
     from al_loop.params import parse_params
     from al_loop.registry import DATASETS, LEARNERS, STRATEGIES
     from al_loop.reports import check_metric
-    from al_loop.store import check_sqlite_file
+    from al_loop.store import check_sqlite_file, check_writable
 
     check_metric(metric)
 
@@ -78,6 +78,7 @@ def simulate(
     LEARNERS.get(learner)
     params = parse_params(param, strategy)
     check_sqlite_file(db)
+    check_writable(db)  # a read-only file or folder: one line before any work
     configs = api.plan_simulation(dataset=dataset, strategies=strategy, seeds=list(range(seeds)), rounds=rounds,
                                   batch=batch, init=init, learner=learner, strategy_params=params,
                                   dataset_params=dataset_params, noise_rate=noise_rate, skip_rate=skip_rate,
@@ -89,9 +90,12 @@ def simulate(
                                            "plateau_delta": plateau_delta, "init_strategy": init_strategy,
                                            **({"test_fraction": test_fraction} if test_fraction is not None
                                               else {})})
+    from al_loop.distributed import cluster_session
+
     interrupt_hint("simulate", db, f"al-loop resume --db {db}")
-    _with_progress(len(configs) * (rounds + 2), lambda on_round, log: api.run_configs(
-        str(db), configs, on_round=on_round, log=log, cluster=cluster))
+    with cluster_session(cluster) as runner:  # connect (or fail in one line) before the progress bar
+        _with_progress(len(configs) * (rounds + 2), lambda on_round, log: api.run_configs(
+            str(db), configs, on_round=on_round, log=log, runner=runner))
     console.print(f"wrote {len(configs)} run(s) to {db}")
     print_summary([str(db)], metric)
 
@@ -182,12 +186,19 @@ def resume(db: Annotated[Path, typer.Option(help="Store whose unfinished runs to
     from al_loop.store import Store
 
     check_metric(metric)
-    Store(db).close()  # validates the file before anything else
+    if not db.exists():  # never create a store here: a typo would "resume" an empty one
+        from al_loop.errors import StoreError
+
+        raise StoreError(f"{db} does not exist; pass the --db of an existing store")
+    Store(db).close()  # validates the file (and that it can be written) before anything else
     interrupt_hint("resume", db, f"al-loop resume --db {db}")
     total = _rounds_to_go(db)
     if total:
-        done = _with_progress(total, lambda on_round, log: api.resume(str(db), on_round=on_round, log=log,
-                                                                      cluster=cluster))
+        from al_loop.distributed import cluster_session
+
+        with cluster_session(cluster) as runner:  # connect (or fail in one line) before the progress bar
+            done = _with_progress(total, lambda on_round, log: api.resume(str(db), on_round=on_round, log=log,
+                                                                          runner=runner))
     else:
         done = api.resume(str(db), log=lambda msg: console.print(f"[yellow]{msg}"), cluster=cluster)
     console.print(f"resumed {len(done)} run(s): {done}" if done else "nothing to resume: every run is finished")
