@@ -138,3 +138,18 @@ def test_ctrl_c_soon_after_start_prints_no_traceback(tmp_path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("interrupted")
+
+
+def test_a_closed_pipe_ends_export_quietly(tmp_path) -> None:
+    db = tmp_path / "s.sqlite"
+    made = subprocess.run(CLI + ["simulate", "--dataset", "digits", "--strategy", "random", "--rounds", "3",
+                                 "--batch", "100", "--init", "600", "--db", str(db)], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert made.returncode == 0, made.stderr
+    proc = subprocess.Popen(CLI + ["export", "--db", str(db), "--what", "labels"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None and proc.stdout.readline()  # like `| head -1`
+    proc.stdout.close()
+    err = proc.communicate(timeout=60)[1].decode()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert proc.returncode == 141

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`al-loop export | head`)
 
 _received: dict[str, int | None] = {"signal": None}
 
@@ -107,10 +108,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = _run(args)
     except KeyboardInterrupt:
         code = _interrupted()
+    except BrokenPipeError:
+        code = _broken_pipe()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     raise SystemExit(code)
+
+
+def _broken_pipe() -> int:
+    """The reader closed the pipe: stop quietly (no traceback when Python flushes stdout at exit)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _interrupted() -> int:
