@@ -63,10 +63,12 @@ def _run(args: list[str]) -> int:
     from typer.exceptions import Abort, Exit
     from typer.main import get_command
 
+    from al_loop.cli._common import reset_interrupt_hint
     from al_loop.cli.app import build_app
     from al_loop.errors import AlLoopError
     from al_loop.registry import import_plugins
 
+    reset_interrupt_hint()
     plugins, args = _plugin_args(args)
     try:
         import_plugins(plugins)

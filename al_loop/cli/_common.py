@@ -24,6 +24,11 @@ def interrupt_hint(what: str, store: Path | str | None = None, resume: str | Non
     _INTERRUPT.update(what=what, store=str(store) if store is not None else None, resume=resume)
 
 
+def reset_interrupt_hint() -> None:
+    """Forget the hint of an earlier command (``main`` may run several times in one process, as in tests)."""
+    _INTERRUPT.update(what=None, store=None, resume=None)
+
+
 def interrupt_message(signal_name: str) -> str:
     """The one line printed when the command is interrupted."""
     what = _INTERRUPT["what"]

@@ -353,6 +353,25 @@ def test_the_api_key_is_kept_out_of_the_store_outputs_and_errors(ls_server: Serv
     assert not (tmp_path / "other.sqlite").exists()
 
 
+def test_ctrl_c_stops_campaign_run_with_rc_130_and_keeps_the_round(ls_server: Server, projects: list[int],
+                                                                   tmp_path: Path) -> None:
+    camp = new_campaign(ls_server, projects, tmp_path)
+    before = observe(camp.db)
+    run = cli_popen(["campaign", "run", "--db", camp.db, "--until-labels", 10_000, "--poll", "0.2s"])
+    time.sleep(4)  # waiting for people: nobody answers
+    assert run.poll() is None, run.communicate()[1][-2000:]
+    t0 = time.monotonic()
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert run.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted (Ctrl-C): campaign run stopped"), last
+    assert f"`al-loop campaign run --db {camp.db}`" in last
+    assert observe(camp.db) == before  # the waiting round is as it was
+
+
 # --------------------------------------------------------------------------- 5. bad input
 
 
