@@ -827,7 +827,7 @@ def compare(dbs: Sequence[str | Path], out: str | Path, metric: str = "accuracy"
     unique = list(dict.fromkeys(str(Path(d).resolve()) for d in dbs))
     out = Path(out)
     _check_out_dir(out)
-    groups = group_curves(load_curves(unique, metric))
+    groups = group_curves(load_curves(unique, metric, log=_warn))
     if not groups:
         raise DataError(f"no run in {[str(d) for d in dbs]} has metrics yet; run `al-loop simulate` "
                         "or `al-loop resume` first")

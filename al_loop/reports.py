@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,21 +70,34 @@ class GroupCurve:
         return xs, vals
 
 
+#: run statuses whose curves stop early for good: left out of every average (``runs retry`` brings one back)
+ENDED_EARLY = ("failed", "abandoned")
+
+
 def load_curves(dbs: Sequence[str], metric: str = "accuracy",
-                run_ids: Collection[int] | None = None) -> list[RunCurve]:
+                run_ids: Collection[int] | None = None,
+                log: Callable[[str], None] | None = None) -> list[RunCurve]:
     """Curves of every run with metrics in the given stores (read-only).
 
     ``run_ids`` keeps only those runs (e.g. the runs ``resume`` just finished).
+    Failed and abandoned runs (:data:`ENDED_EARLY`) are left out: their
+    partial curve would cut the label range every seed of the group shares
+    (:meth:`GroupCurve.aligned`); ``log`` gets one line per store naming them.
+    Their rows stay readable with ``export``.
     """
     if metric not in ("accuracy", "macro_f1"):
         raise DataError(f"unknown metric {metric!r}; use accuracy or macro_f1")
     out = []
     for db in dbs:
         store = Store(db, readonly=True)
+        left_out: list[str] = []
         try:
             for run in store.runs():
                 assert run.id is not None
                 if run_ids is not None and run.id not in run_ids:
+                    continue
+                if run.status in ENDED_EARLY:
+                    left_out.append(f"{run.id} ({run.status})")
                     continue
                 rows = store.metrics(run.id)
                 if not rows:
@@ -98,6 +111,9 @@ def load_curves(dbs: Sequence[str], metric: str = "accuracy",
                                     train_seconds=np.asarray([m.train_seconds for m in rows]), config=cfg))
         finally:
             store.close()
+        if left_out and log is not None:
+            log(f"{db}: left out run(s) {', '.join(left_out)} that ended early; their partial curves would cut "
+                "the averages (`al-loop export` still has their rows)")
     return out
 
 

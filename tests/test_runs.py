@@ -448,3 +448,24 @@ def test_read_only_store_is_one_line_for_every_writer(what, shared_dir, capsys, 
         assert lines[0].startswith("error: cannot write to") and expect in lines[0], (argv, lines[0])
     assert {p.name: p.read_bytes() for p in (db, old)} == before
     assert sorted(p.name for p in stores.iterdir()) == ["old.sqlite", "ro.sqlite"]  # no -wal, no backup
+
+
+# -- curves and compare read around runs that ended early ------------------------------------------
+
+def test_failed_run_is_left_out_of_the_averages_with_a_note(tmp_path, marker, capsys, monkeypatch) -> None:
+    from al_loop import reports
+
+    db = tmp_path / "cv.sqlite"
+    run_cli(["simulate", "--db", str(db), "--strategy", "h2_failing", "--seeds", "2", "--param",
+             f"h2_failing.marker={marker}", "--param", "h2_failing.from_round=2", *SMALL], capsys, monkeypatch)
+    marker.unlink()
+    assert run_cli(["resume", "--db", str(db)], capsys, monkeypatch)[0] == 0
+    assert [s for _, s, _ in _runs(db)] == ["failed", "finished"]
+    notes: list[str] = []
+    groups = reports.group_curves(reports.load_curves([str(db)], log=notes.append))
+    assert [r.run_id for g in groups for r in g.runs] == [2]
+    xs, _ = groups[0].aligned()
+    assert xs.tolist() == [10.0, 15.0, 20.0]  # the failed run's one point would have cut this to [10]
+    assert len(notes) == 1 and "left out run(s) 1 (failed)" in notes[0]
+    code, _, err = run_cli(["curves", "--db", str(db), "--out", str(tmp_path / "c.png")], capsys, monkeypatch)
+    assert code == 0 and "left out run(s) 1 (failed)" in err and (tmp_path / "c.png").exists()

@@ -72,7 +72,8 @@ def curves(
     from al_loop.errors import ConfigError
 
     dbs = [str(d) for d in db]
-    groups = reports.group_curves(reports.load_curves(dbs, metric))
+    groups = reports.group_curves(reports.load_curves(dbs, metric, log=lambda m: console.print(
+        f"[yellow]note:[/yellow] {m}", highlight=False)))
     if not groups:
         raise ConfigError(f"no run in {dbs} has metrics yet; run `al-loop simulate` or `al-loop resume` first")
     reports.plot_curves(groups, out, metric)
