@@ -28,7 +28,8 @@ _POOL_CACHE: dict[str, Pool] = {}
 
 
 def build_pool(config: RunConfig) -> Pool:
-    """The pool of a run (cached per dataset + split within the process)."""
+    """The pool of a run (cached per dataset + split within the process); the run's plugins are imported first."""
+    import_plugins(config.plugins, needed_by="a run of this store")
     key = repr((config.dataset, sorted(config.dataset_params.items()), config.test_fraction, config.split_seed,
                 config.val_fraction))
     if key not in _POOL_CACHE:

@@ -14,7 +14,8 @@ Released versions:
   the stopping rules) and the ``leases`` table (one writer per run).
 - 3: ``rounds.info_json`` (the selection's diagnostics per round, e.g. the
   phase of ``switch``) and the ``items`` table (the user's own item IDs, texts
-  and file paths, per dataset).
+  and file paths, per dataset); ``metrics.accuracy``/``macro_f1`` may be NULL
+  (a campaign on unlabeled data has no test split to measure on).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def _v2_to_v3(con: sqlite3.Connection) -> None:
     con.execute("ALTER TABLE rounds ADD COLUMN info_json VARCHAR")
     con.execute("CREATE TABLE items (dataset_key VARCHAR NOT NULL, pool_id INTEGER NOT NULL, item_id VARCHAR, "
                 "text VARCHAR, path VARCHAR, PRIMARY KEY (dataset_key, pool_id))")
+    # SQLite cannot drop a NOT NULL constraint in place: rebuild the table, keeping every row
+    con.execute("CREATE TABLE metrics_v3 (run_id INTEGER NOT NULL REFERENCES runs (id), round INTEGER NOT NULL, "
+                "n_labels INTEGER NOT NULL, accuracy FLOAT, macro_f1 FLOAT, train_seconds FLOAT NOT NULL, "
+                "select_seconds FLOAT NOT NULL, val_accuracy FLOAT, val_macro_f1 FLOAT, PRIMARY KEY (run_id, round))")
+    con.execute("INSERT INTO metrics_v3 SELECT run_id, round, n_labels, accuracy, macro_f1, train_seconds, "
+                "select_seconds, val_accuracy, val_macro_f1 FROM metrics")
+    con.execute("DROP TABLE metrics")
+    con.execute("ALTER TABLE metrics_v3 RENAME TO metrics")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}

@@ -92,3 +92,18 @@ def test_upgrade_refuses_newer_and_foreign(tmp_path: Path) -> None:
     sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
     with pytest.raises(StoreError, match="not an al-loop store"):
         upgrade(other)
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_upgraded_metrics_take_a_run_without_a_test_score(version: int, tmp_path: Path) -> None:
+    path = _copy(version, tmp_path)
+    upgrade(path)
+    con = sqlite3.connect(path)
+    run_id = con.execute("SELECT min(id) FROM runs").fetchone()[0]
+    con.execute("INSERT INTO metrics (run_id, round, n_labels, accuracy, macro_f1, train_seconds, select_seconds) "
+                "VALUES (?, 999, 1, NULL, NULL, 0, 0)", (run_id,))
+    con.commit()
+    info = {r[1]: r for r in con.execute("PRAGMA table_info(rounds)")}
+    assert "info_json" in info
+    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+    con.close()
