@@ -168,3 +168,18 @@ def test_export_phase_of_other_strategies_and_of_a_typiclust_seed_batch(tmp_path
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["round"], r["phase"]) for r in rows] == [(0, "typiclust"), (1, "margin"), (2, "margin"), (3, None)]
     assert json.loads(rows[0]["info"])["n_clusters"] == 10  # the seed batch's own info (TypiClust's clusters)
+
+
+@pytest.mark.parametrize(("param", "message"), [
+    ("switch.labels_per_class=0",
+     "error: switch labels_per_class must be an integer >= 1, got 0; pass e.g. --param switch.labels_per_class=10"),
+    ("switch.switch_at=later",
+     "error: switch switch_at='later' is not a label count or a rule; pass a number, 'auto' (labels per class) "
+     "or 'loo' (1-NN accuracy)"),
+])
+def test_bad_switch_parameter_is_one_line_and_writes_no_store(tmp_path, capsys, monkeypatch, param, message) -> None:
+    db = tmp_path / "s.sqlite"
+    code, _, err = run_cli(["simulate", "--strategy", "switch", "--param", param, "--rounds", "1", "--batch", "5",
+                            "--init", "10", "--db", str(db)], capsys, monkeypatch)
+    assert code == 2 and one_line_error(err) == message
+    assert not db.exists()
