@@ -139,6 +139,8 @@ class DaskRunner:
 
 #: a Dask handshake is a few hundred bytes; a first "length" beyond this is some other protocol
 _MAX_HANDSHAKE_BYTES = 16 * 2**20
+#: how long a refused connection is retried (a scheduler that is just starting)
+_REFUSED_RETRY_S = 3.0
 
 
 def _split_host_port(address: str) -> tuple[str, int]:
@@ -166,7 +168,8 @@ def probe_scheduler(address: str, timeout: float = 10.0) -> None:
     """
     host, port = _split_host_port(address)
     fix = "start `dask scheduler` there or check --cluster (the scheduler port is 8786 by default)"
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     sock: socket.socket | None = None
     refused: OSError | None = None
     while sock is None:
@@ -176,8 +179,9 @@ def probe_scheduler(address: str, timeout: float = 10.0) -> None:
             raise ConfigError(f"cannot reach the Dask scheduler at {address} ({why}); {fix}")
         try:
             sock = socket.create_connection((host, port), timeout=left)
-        except ConnectionRefusedError as exc:  # a scheduler may be starting: retry for a moment
+        except ConnectionRefusedError as exc:  # a scheduler may be starting: retry for a moment (3 s at most)
             refused = exc
+            deadline = min(deadline, started + _REFUSED_RETRY_S)
             time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
         except TimeoutError:
             continue
