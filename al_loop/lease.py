@@ -20,6 +20,9 @@ from types import TracebackType
 from al_loop.errors import RunLockedError
 from al_loop.schema import LeaseRow, utcnow
 
+#: owners of the leases this process holds now (a row of this pid with another owner was left behind)
+_HELD: set[str] = set()
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -59,7 +62,8 @@ class RunLease:
             row = s.get(LeaseRow, self.run_id)
             if row is not None and row.owner != self.owner:
                 age = now - row.heartbeat_at
-                dead = row.host == host and not _alive(row.pid)
+                # a process that died on this host, or a lease this process left behind when interrupted
+                dead = row.host == host and (not _alive(row.pid) or (row.pid == pid and row.owner not in _HELD))
                 if age < self.stale_after and not dead:
                     raise RunLockedError(
                         f"run {self.run_id} is being written by process {row.pid} on {row.host} (heartbeat "
@@ -70,6 +74,7 @@ class RunLease:
             if row is None or row.owner != self.owner:
                 s.add(LeaseRow(run_id=self.run_id, owner=self.owner, host=host, pid=pid, acquired_at=utcnow(),
                                heartbeat_at=now))
+        _HELD.add(self.owner)
         self._thread = threading.Thread(target=self._beat, name=f"al-loop-lease-{self.run_id}", daemon=True)
         self._thread.start()
 
@@ -94,6 +99,7 @@ class RunLease:
                                  "this process stops without writing")
 
     def release(self) -> None:
+        _HELD.discard(self.owner)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 1)
@@ -108,4 +114,11 @@ class RunLease:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        _HELD.discard(self.owner)
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            # Ctrl-C or SIGTERM: the interrupted connection may still hold the write lock it had taken, so
+            # writing the release would wait out busy_timeout; a lease whose process died on this host is
+            # taken over at once by the next writer, so leave the row
+            self._stop.set()
+            return
         self.release()

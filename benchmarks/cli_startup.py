@@ -54,7 +54,7 @@ def main() -> None:
                                                                                  str(db)])],
         "al-loop strategies": [sys.executable, "-c", PROBE.format(argv=["al-loop", "strategies"])],
     }
-    print(f"| command | median s | best s | peak RSS MiB (max so far) | torch / sklearn imported |")
+    print("| command | median s | best s | peak RSS MiB (max so far) | torch / sklearn imported |")
     print("|---|---|---|---|---|")
     for name, cmd in cases.items():
         walls, peaks, flags = [], [], ""

@@ -68,3 +68,22 @@ def test_lease_of_a_killed_process_is_taken_over_at_once(store_and_run, tmp_path
     proc.kill()
     proc.wait()
     RunLease(store, run_id, stale_after=3600).acquire()  # holder is dead: taken over
+
+
+def test_a_lease_left_by_an_interrupt_in_this_process_is_taken_over(tmp_path) -> None:
+    """Ctrl-C in a notebook: the interrupted drive leaves its row; the next call in the same process goes on."""
+    db = tmp_path / "l.sqlite"
+    store = Store(db)
+    run_id = store.create_run(RunConfig(dataset="iris", strategy="random"))
+    with pytest.raises(KeyboardInterrupt):
+        with RunLease(store, run_id):
+            raise KeyboardInterrupt
+    with store.read() as s:
+        assert s.get(LeaseRow, run_id) is not None  # left behind: nothing is written on the way out
+    with RunLease(store, run_id) as lease:
+        lease.check()
+    other = RunLease(store, run_id)
+    with RunLease(store, run_id):
+        with pytest.raises(RunLockedError):
+            other.acquire()  # a lease this process holds now is still refused
+    store.close()
