@@ -14,7 +14,7 @@ from typing import Any
 from al_loop.config import RunConfig
 from al_loop.controller import Controller
 from al_loop.datasets import load_dataset, make_pool
-from al_loop.errors import AlLoopError, ConfigError, RunFailedError, RunLockedError, StoreError
+from al_loop.errors import AlLoopError, ConfigError, PluginMissingError, RunFailedError, RunLockedError, StoreError
 from al_loop.learners.base import Learner
 from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
@@ -234,7 +234,7 @@ def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[i
 
 #: failures that are not the run's: it stays ``running`` and ``resume`` tries it again
 #: (another process holds its lease; the disk, the network or a Dask cluster went away)
-NOT_THE_RUNS_FAULT: tuple[type[BaseException], ...] = (RunLockedError, OSError)
+NOT_THE_RUNS_FAULT: tuple[type[BaseException], ...] = (RunLockedError, OSError, PluginMissingError)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -16,6 +16,10 @@ class ConfigError(AlLoopError):
     """Bad configuration: unknown name, impossible parameter."""
 
 
+class PluginMissingError(ConfigError):
+    """A plugin module a run needs cannot be imported (the environment's fault, not the run's)."""
+
+
 class DataError(AlLoopError):
     """Bad input data: NaN/Inf, duplicate ids, mismatched lengths, empty pool."""
 

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from al_loop.errors import ConfigError
+from al_loop.errors import ConfigError, PluginMissingError
 
 T = TypeVar("T")
 
@@ -141,7 +141,7 @@ def import_plugins(modules: Sequence[str], needed_by: str | None = None) -> None
         except ModuleNotFoundError as exc:
             if exc.name and name.startswith(exc.name):  # the plugin itself, not something it imports
                 who = f"{needed_by} needs" if needed_by else "--plugin names"
-                raise ConfigError(f"{who} the plugin module {name!r}, which cannot be imported; install it "
+                raise PluginMissingError(f"{who} the plugin module {name!r}, which cannot be imported; install it "
                                   f"or run from the folder that holds {name.replace('.', '/')}.py "
                                   f"(and pass --plugin {name})") from None
             raise ConfigError(f"plugin module {name!r} failed to import: {exc}; install what it needs") from None
