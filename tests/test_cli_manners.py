@@ -153,3 +153,25 @@ def test_a_closed_pipe_ends_export_quietly(tmp_path) -> None:
     err = proc.communicate(timeout=60)[1].decode()
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert proc.returncode == 141
+
+
+@pytest.mark.parametrize("command", [["campaign", "run"], ["campaign", "status"], ["resume"]])
+def test_a_missing_store_is_named_and_never_created(command, tmp_path, capsys, monkeypatch) -> None:
+    db = tmp_path / "typo.sqlite"
+    code, _, err = run_cli([*command, "--db", str(db)], capsys, monkeypatch)
+    assert code == 2
+    assert f"{db} does not exist" in one_line_error(err)
+    assert not list(tmp_path.iterdir())
+
+
+def test_resume_says_which_unfinished_runs_are_not_simulations(tmp_path, capsys, monkeypatch) -> None:
+    from al_loop import api
+    from al_loop.store import Store
+
+    db = tmp_path / "q.sqlite"
+    store = Store(db)
+    run_id = store.create_run(api.RunConfig(dataset="iris", strategy="random", oracle="labels_file"))
+    store.close()
+    code, _, err = run_cli(["resume", "--db", str(db)], capsys, monkeypatch)
+    assert code == 0
+    assert f"not simulations: run {run_id} (labels_file: go on with `al-loop query`" in err

@@ -59,7 +59,11 @@ def campaign_run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from al_loop.campaign import CampaignProgress, run_campaign
+    from al_loop.errors import StoreError
 
+    if not db.exists():
+        raise StoreError(f"{db} does not exist; start a campaign with `al-loop campaign init --db {db} ...` "
+                         "or pass the --db of an existing one")
     interrupt_hint("campaign run", db, f"al-loop campaign run --db {db}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as progress:

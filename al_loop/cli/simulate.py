@@ -158,6 +158,23 @@ def _with_progress(total: int, work: Any) -> Any:
     return result
 
 
+def _others_waiting(db: Path) -> str:
+    """Why ``resume`` had nothing to do: every run ended, or the unfinished ones are campaigns or queries."""
+    from al_loop.store import Store
+
+    store = Store(db, readonly=True)
+    try:
+        others = [(r, store.config(r).oracle) for r in store.unfinished_runs()]
+    finally:
+        store.close()
+    others = [(r, o) for r, o in others if o != "simulated"]
+    if not others:
+        return "every simulated run has ended"
+    how = {"label_studio": f"`al-loop campaign run --db {db}`", "labels_file": "`al-loop query` with the run's files"}
+    parts = [f"run {r} ({o}: go on with {how.get(o, 'its own command')})" for r, o in others]
+    return "every simulated run has ended; not simulations: " + ", ".join(parts)
+
+
 def _rounds_to_go(db: Path) -> int:
     """Progress steps (round changes and run ends, as ``on_round`` counts them) left to the store's unfinished runs."""
     from al_loop.store import Store
@@ -201,6 +218,6 @@ def resume(db: Annotated[Path, typer.Option(help="Store whose unfinished runs to
                                                                           runner=runner))
     else:
         done = api.resume(str(db), log=lambda msg: console.print(f"[yellow]{msg}"), cluster=cluster)
-    console.print(f"resumed {len(done)} run(s): {done}" if done else "nothing to resume: every run is finished")
+    console.print(f"resumed {len(done)} run(s): {done}" if done else f"nothing to resume: {_others_waiting(db)}")
     if done:
         print_summary([str(db)], metric, run_ids=done)
