@@ -11,7 +11,20 @@
 # Environment: LS_VERSION (1.23.2), LS_PORT (first port tried, 8085), LS_PYTHON
 # (interpreter for the venv, python3), LS_START_TIMEOUT (seconds, 180), LS_KEEP_DATA=1
 # (start: reuse DIR/data instead of a fresh one; the token is kept from DIR/token).
+#
+# A restart (LS_KEEP_DATA=1) comes back on the port recorded in DIR/port, so the URL a
+# campaign stored stays right. The port is probed with SO_REUSEADDR, as the server binds
+# it, so sockets of the old server in TIME_WAIT do not make it "busy". While a process
+# still listens there, the script waits up to LS_PORT_WAIT seconds (30) for it to go,
+# then refuses (exit 2) instead of moving. LS_PORT=Q given on a restart moves the server
+# on purpose (then: al-loop campaign set-url --db X --label-studio-url URL).
+#
+# Secrets never reach a command line (ps shows those): the user, password and token go to
+# the server through its environment (LABEL_STUDIO_USERNAME/_PASSWORD/_USER_TOKEN). The
+# server runs with umask 077; DIR/data is 0700; DIR/token, DIR/password, DIR/env are 0600.
 set -euo pipefail
+
+LS_PORT_GIVEN="${LS_PORT:-}"
 
 LS_VERSION="${LS_VERSION:-1.23.2}"
 LS_PYTHON="${LS_PYTHON:-python3}"
@@ -23,7 +36,8 @@ die() { echo "labelstudio.sh: $*" >&2; exit 2; }
 usage() { die "usage: $0 {install|start|stop|status} DIR"; }
 
 port_busy() {
-    # True when something already listens on 127.0.0.1:$1 (Label Studio would silently move on).
+    # True when something listens on 127.0.0.1:$1 (Label Studio would silently move on).
+    # SO_REUSEADDR, as the server's own socket: connections in TIME_WAIT do not count.
     "$LS_PYTHON" - "$1" <<'EOF'
 import socket, sys
 s = socket.socket()
@@ -34,6 +48,7 @@ finally:
     s.close()
 try:
     b = socket.socket()
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     b.bind(("127.0.0.1", int(sys.argv[1])))
     b.close()
 except OSError:
@@ -48,7 +63,9 @@ running_pid() {
     [[ -f "$dir/pid" ]] || return 1
     local pid
     pid="$(cat "$dir/pid")"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && { echo "$pid"; return 0; }
+    # a zombie (killed, not reaped yet) does not run
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]] \
+        && { echo "$pid"; return 0; }
     return 1
 }
 
@@ -74,18 +91,36 @@ cmd_start() {
         die "a server from $dir already runs (pid $pid); run: $0 stop $dir"
     fi
 
-    local data="$dir/data"
+    local data="$dir/data" restart=0
     if [[ "${LS_KEEP_DATA:-0}" != "1" ]]; then
         rm -rf "$data"
-        rm -f "$dir/token"
+        rm -f "$dir/token" "$dir/port"
+    elif [[ -d "$data" ]]; then
+        restart=1
     fi
+    umask 077  # the server's database holds the token: its files (and the log, pid, env) stay private
     mkdir -p "$data"
+    chmod -R go-rwx "$data"
 
-    local port="$LS_PORT" tries=0
-    while port_busy "$port"; do
-        port=$((port + 1)); tries=$((tries + 1))
-        (( tries < 50 )) || die "no free port in $LS_PORT..$port on 127.0.0.1; set LS_PORT to another range"
-    done
+    local port tries=0
+    if [[ "$restart" == 1 && -s "$dir/port" && -z "$LS_PORT_GIVEN" ]]; then
+        # A restart comes back on its port or not at all; a listener that is going away gets LS_PORT_WAIT s.
+        port="$(cat "$dir/port")"
+        local port_waited=0
+        while port_busy "$port"; do
+            (( port_waited < ${LS_PORT_WAIT:-30} )) || die "port $port (recorded in $dir/port) is still in use after ${LS_PORT_WAIT:-30}s; stop what listens there, or move the server on purpose with LS_PORT=<port> and point campaigns at it with: al-loop campaign set-url --db X --label-studio-url URL"
+            sleep 1; port_waited=$((port_waited + 1))
+        done
+    elif [[ "$restart" == 1 && -n "$LS_PORT_GIVEN" ]]; then
+        port="$LS_PORT_GIVEN"  # a move on purpose: that port, never another
+        port_busy "$port" && die "port $port (LS_PORT) is in use on 127.0.0.1; choose another LS_PORT"
+    else
+        port="$LS_PORT"
+        while port_busy "$port"; do
+            port=$((port + 1)); tries=$((tries + 1))
+            (( tries < 50 )) || die "no free port in $LS_PORT..$port on 127.0.0.1; set LS_PORT to another range"
+        done
+    fi
 
     local token first_start=1
     if [[ -s "$dir/token" ]]; then
@@ -100,18 +135,23 @@ cmd_start() {
     (umask 077; printf '%s\n' "$password" > "$dir/password")
 
     local -a args=(start --no-browser --internal-host 127.0.0.1 --host "http://127.0.0.1:$port"
-                   --port "$port" --data-dir "$data" --username "$user" "--password=$password")
+                   --port "$port" --data-dir "$data")
+    local user_token=
     if [[ "$first_start" == 1 ]]; then
-        args+=(--user-token "$token" --enable-legacy-api-token)
+        args+=(--enable-legacy-api-token)
+        user_token="$token"
     fi
 
     # setsid: own session, so the server survives this shell and can be stopped as a group.
+    # User, password and token travel in the environment, not on the command line (ps shows that).
+    LABEL_STUDIO_USERNAME="$user" LABEL_STUDIO_PASSWORD="$password" LABEL_STUDIO_USER_TOKEN="$user_token" \
     XDG_CONFIG_HOME="$data/xdg-config" XDG_DATA_HOME="$data/xdg-data" XDG_CACHE_HOME="$data/xdg-cache" \
     LABEL_STUDIO_BASE_DATA_DIR="$data" LABEL_STUDIO_LATEST_VERSION_CHECK=false \
     LABEL_STUDIO_COLLECT_ANALYTICS=false LABEL_STUDIO_API_KEY= LABEL_STUDIO_URL= \
         setsid nohup "$dir/venv/bin/label-studio" "${args[@]}" > "$dir/server.log" 2>&1 < /dev/null &
     local pid=$!
     echo "$pid" > "$dir/pid"
+    echo "$port" > "$dir/port"
 
     local url="http://127.0.0.1:$port" waited=0
     echo "starting Label Studio (pid $pid) on $url; log: $dir/server.log"
