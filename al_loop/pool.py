@@ -161,8 +161,32 @@ class Pool:
         return {"features": np.asarray(self.X[row]).ravel().tolist()}
 
 
-def image_data_uri(image: np.ndarray) -> str:
-    """Encode a 2-D grey image (any range) as a PNG ``data:`` URI."""
+#: a small image is scaled up (by a whole factor, nearest neighbour) until its short side is at least this
+MIN_DISPLAY_SIDE = 256
+#: ... unless that would make its long side longer than this (a thin strip stays a strip)
+MAX_DISPLAY_SIDE = 2048
+
+
+def image_data_uri(image: np.ndarray, min_side: int = MIN_DISPLAY_SIDE, max_side: int = MAX_DISPLAY_SIDE) -> str:
+    """Encode a 2-D grey image (any range) as a PNG ``data:`` URI a person can read.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W), (1, H, W) or (H*H,)
+        Grey values in any range (scaled to 0..255).
+    min_side : int
+        An image whose short side is below this is enlarged by the smallest whole
+        factor that reaches it, each pixel becoming a ``factor x factor`` block of
+        the same value (an 8x8 digit becomes 256x256): browsers blur a tiny image
+        stretched to the screen into a blob, and whole blocks stay sharp.
+    max_side : int
+        The factor never makes the long side exceed this (nor goes below 1).
+
+    Returns
+    -------
+    str
+        ``"data:image/png;base64,..."``.
+    """
     from PIL import Image
 
     img = np.asarray(image, dtype=np.float64)
@@ -172,6 +196,11 @@ def image_data_uri(image: np.ndarray) -> str:
     img = img.reshape(img.shape[-2], img.shape[-1])
     lo, hi = float(img.min()), float(img.max())
     scaled = np.zeros_like(img) if hi <= lo else (img - lo) / (hi - lo)
+    pixels = (scaled * 255).astype(np.uint8)
+    short = min(pixels.shape)
+    if 0 < short < min_side:
+        factor = max(1, min(-(-min_side // short), max_side // max(pixels.shape)))  # ceil(min_side / short)
+        pixels = np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
     buf = io.BytesIO()
-    Image.fromarray((scaled * 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
