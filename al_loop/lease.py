@@ -65,10 +65,14 @@ class RunLease:
                 # a process that died on this host, or a lease this process left behind when interrupted
                 dead = row.host == host and (not _alive(row.pid) or (row.pid == pid and row.owner not in _HELD))
                 if age < self.stale_after and not dead:
-                    raise RunLockedError(
+                    if row.host == host:  # alive on this host: waiting would not help, its heartbeat goes on
+                        raise RunLockedError(
+                            f"run {self.run_id} is being written by process {row.pid} on {row.host}, which is "
+                            f"alive (heartbeat {age:.0f} s ago); stop that process first")
+                    raise RunLockedError(  # another host: this one cannot tell whether the holder lives
                         f"run {self.run_id} is being written by process {row.pid} on {row.host} (heartbeat "
-                        f"{age:.0f} s ago); stop that process or wait {self.stale_after - age:.0f} s for its "
-                        "lease to go stale")
+                        f"{age:.0f} s ago); stop that process, or if it died, wait {self.stale_after - age:.0f} s "
+                        "for its lease to go stale")
                 s.delete(row)
                 s.flush()
             if row is None or row.owner != self.owner:

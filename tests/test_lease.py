@@ -87,3 +87,22 @@ def test_a_lease_left_by_an_interrupt_in_this_process_is_taken_over(tmp_path) ->
         with pytest.raises(RunLockedError):
             other.acquire()  # a lease this process holds now is still refused
     store.close()
+
+
+def test_an_alive_holder_is_named_without_a_wait_figure(store_and_run) -> None:
+    """Issue #14.15: while the holder lives on this host, waiting cannot help; only another host's holder
+    (whose life this host cannot see) gets the seconds until its lease goes stale."""
+    import socket
+
+    store, run_id = store_and_run
+    with RunLease(store, run_id, stale_after=60, interval=100):
+        with pytest.raises(RunLockedError) as alive:
+            RunLease(store, run_id, stale_after=60).acquire()
+    msg = str(alive.value)
+    assert f"process {os.getpid()} on {socket.gethostname()}, which is alive" in msg and "stop that process first" in msg
+    assert "wait" not in msg
+    with store.write() as s:  # a holder on another host, beating a moment ago
+        s.add(LeaseRow(run_id=run_id, owner="elsewhere:1:x", host="elsewhere", pid=1, acquired_at="now",
+                       heartbeat_at=time.time()))
+    with pytest.raises(RunLockedError, match=r"process 1 on elsewhere .*if it died, wait \d+ s"):
+        RunLease(store, run_id, stale_after=60).acquire()
