@@ -75,6 +75,8 @@ T = TypeVar("T")
 #: ``name`` of the Choices control and of the data field per kind.
 CONTROL_NAME = "label"
 KINDS = {"image": "Image", "text": "Text"}
+#: the ``model_version`` of every prediction al-loop attaches (the round is the task's ``al_round``);
+#: :meth:`LabelStudioOracle.submit` keeps the project's model_version at it
 MODEL_VERSION = "al-loop"
 ENV_URL = "LABEL_STUDIO_URL"
 ENV_API_KEY = "LABEL_STUDIO_API_KEY"
@@ -209,7 +211,9 @@ def task_for(item: OutboxItem, classes: Sequence[str]) -> dict[str, Any]:
         obj = next(k for k in KINDS if k in data)
         result = {"from_name": CONTROL_NAME, "to_name": obj, "type": "choices", "value": {"choices": [str(label)]}}
         score = pred.get("score")
-        prediction: dict[str, Any] = {"model_version": f"{MODEL_VERSION}:{item.run_id}:{item.round}", "result": [result]}
+        # One version for every round: Label Studio shows only predictions of the project's model_version
+        # (the first import fixes it), so a version per round hid pre-annotations from round 2 on.
+        prediction: dict[str, Any] = {"model_version": MODEL_VERSION, "result": [result]}
         if isinstance(score, int | float) and math.isfinite(score):
             prediction["score"] = float(score)
         task["predictions"] = [prediction]
@@ -598,6 +602,7 @@ class LabelStudioOracle(Oracle):
         self.client_: LabelStudio | None = None
         self.reported_: dict[tuple[int, int], dict[int, str]] = {}
         self.annotators_: dict[int, str] = {}
+        self.model_version_: str | None = None
 
     def __repr__(self) -> str:
         return f"LabelStudioOracle(url={self.url!r}, project_id={self.project_id}, classes={list(self.classes)})"
@@ -750,7 +755,32 @@ class LabelStudioOracle(Oracle):
                     clean_sends = 0
                     break
         self._drop_duplicates({k: ids for k, ids in found.items() if len(ids) > 1}, backoff)
+        if any("predictions" in t for t in tasks.values()):
+            self._keep_model_version(backoff)
         return {k: str(found[k][0]) for k in by_key}
+
+    def _keep_model_version(self, backoff: _Backoff) -> None:
+        """Set the project's model_version to :data:`MODEL_VERSION` if it is another one.
+
+        Label Studio shows annotators (``/api/projects/ID/next``, the task view)
+        only the predictions whose model_version is the project's; it takes the
+        version of the first import and keeps it. A project made by an older
+        al-loop (one version per round, ``al-loop:RUN:ROUND``) is moved to the
+        single version here, once per oracle object. Pre-annotations are a help,
+        not an answer: a server that refuses the change (HTTP 400) is left as it is.
+        """
+        if self.model_version_ == MODEL_VERSION:
+            return
+        project = self._read(lambda: self.client.projects.get(id=self.project_id), "read the project", backoff)
+        if (getattr(project, "model_version", None) or "") != MODEL_VERSION:
+            try:
+                self._read(lambda: self.client.projects.update(id=self.project_id, model_version=MODEL_VERSION),
+                           "set the project's model version", backoff)
+            except LabelStudioHTTPError as exc:
+                if exc.status != 400:
+                    raise
+                return
+        self.model_version_ = MODEL_VERSION
 
     def _drop_duplicates(self, dups: Mapping[str, list[int]], backoff: _Backoff) -> None:
         """Delete extra tasks of a key (all but the lowest id) that nobody annotated."""

@@ -19,6 +19,7 @@ from al_loop.errors import ConfigError, DataError, OracleError
 from al_loop.registry import ORACLES
 from al_loop.types import OutboxItem
 from oracles.label_studio import (
+    MODEL_VERSION,
     LabelStudioOracle,
     LabelStudioRetry,
     _Backoff,
@@ -108,6 +109,14 @@ def test_task_carries_key_fields_and_prediction() -> None:
     assert pred["score"] == 0.8
     assert pred["result"] == [{"from_name": "label", "to_name": "image", "type": "choices",
                                "value": {"choices": ["dog"]}}]
+
+
+def test_every_round_attaches_its_prediction_under_one_model_version() -> None:
+    # Label Studio shows only the predictions of the project's model_version, fixed at the first import
+    versions = {task_for(OutboxItem(run_id=run, round=r, pool_id=1, payload={"text": "x"},
+                                    prediction={"label": "cat", "score": 0.5}), CLASSES)["predictions"][0]["model_version"]
+                for run in (1, 2) for r in range(5)}
+    assert versions == {MODEL_VERSION}
 
 
 def test_task_without_a_usable_prediction_has_none() -> None:
@@ -274,7 +283,9 @@ class FakeServer:
         self.next_id = 1
         self.faults: dict[str, list[Exception]] = {}
         self.calls: list[str] = []
-        self.projects = SimpleNamespace(import_tasks=self.import_tasks)
+        self.model_version = ""  # the project's; Label Studio shows only predictions of this version
+        self.projects = SimpleNamespace(import_tasks=self.import_tasks, get=self.get_project,
+                                        update=self.update_project)
         self.tasks_api = SimpleNamespace(list=self.list, get=self.get, delete=self.delete)
         self.users = SimpleNamespace(list=lambda: [SimpleNamespace(id=1, email="a@x", username="a")])
 
@@ -288,6 +299,16 @@ class FakeServer:
         self.next_id += 1
         self.tasks[tid] = {"id": tid, "data": data, "annotations": annotations or []}
         return tid
+
+    def get_project(self, id: int) -> Any:
+        self.calls.append("get project")
+        return SimpleNamespace(id=id, model_version=self.model_version)
+
+    def update_project(self, id: int, model_version: str) -> Any:
+        self.calls.append("update project")
+        self._fault("update project")
+        self.model_version = model_version
+        return SimpleNamespace(id=id, model_version=model_version)
 
     def import_tasks(self, id: int, request: list[dict[str, Any]], return_task_ids: bool) -> Any:
         self.calls.append("import")
@@ -478,3 +499,27 @@ def test_from_env_needs_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         LabelStudioOracle.from_env(1, CLASSES)
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:1")
     assert LabelStudioOracle.from_env(1, CLASSES).url == "http://127.0.0.1:1"
+
+
+def test_submit_keeps_the_projects_model_version_at_al_loops_once_per_oracle() -> None:
+    server = FakeServer()
+    server.model_version = "al-loop:1:0"  # fixed by the first import of an older al-loop
+    oracle, _ = fake_oracle(server)
+    oracle.submit(items(2, round_=1))
+    oracle.submit(items(2, round_=2))
+    assert server.model_version == MODEL_VERSION
+    assert server.calls.count("get project") == 1 and server.calls.count("update project") == 1
+    server.calls.clear()
+    plain = [OutboxItem(run_id=1, round=3, pool_id=1, payload={"text": "t"})]  # no prediction: nothing to show
+    fresh, _ = fake_oracle(server)
+    fresh.submit(plain)
+    assert "get project" not in server.calls
+
+
+def test_a_refused_model_version_change_does_not_stop_the_round() -> None:
+    server = FakeServer()
+    server.model_version = "someone-else"
+    server.faults["update project"] = [ApiError(status_code=400, body={"model_version": ["does not exist"]})]
+    oracle, _ = fake_oracle(server)
+    assert set(oracle.submit(items(2))) == {it.key for it in items(2)}
+    assert server.model_version == "someone-else"
