@@ -12,7 +12,9 @@ Invariants (the controller relies on them; tests check them):
    outbox rows are sent.
 4. ``labels`` has at most one row per ``(run_id, pool_id)``; an answer replaces
    it only if its ``updated_at`` is not older; deleted answers remove it.
-   Answers that are not a valid class go to ``quarantine``, never to ``labels``.
+   Answers that are not a valid class go to ``quarantine``, never to ``labels``;
+   the newest answer of an item decides, so an invalid newest answer (an edit,
+   or another annotator's) also removes the item's label.
 5. Rounds only move forward: ``TRAINING -> SELECTED -> DISPATCHED -> AWAITING
    -> LABELED``, and round ``r + 1`` exists only once round ``r`` is ``LABELED``.
 6. One process writes a store at a time; writes use ``BEGIN IMMEDIATE``.
@@ -26,6 +28,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +99,25 @@ def check_writable(path: Path) -> None:
                              f"to a writable folder; {readers}")
     elif not os.access(folder, os.W_OK | os.X_OK):
         raise StoreError(f"cannot write to {path} (read-only folder {folder}); pass a --db in a writable folder")
+
+
+def _older(stamp: str | None, than: str | None) -> bool:
+    """Whether time stamp ``stamp`` is before ``than`` (False when either is missing).
+
+    Compared as times, not strings: stores hold stamps in the formats the
+    oracle gave over time (``...Z``, ``...+00:00``, with or without fractions).
+    """
+    if stamp is None or than is None:
+        return False
+
+    def utc(text: str) -> datetime:  # a stamp without an offset is UTC, as the oracles write them
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+    try:
+        return utc(stamp) < utc(than)
+    except ValueError:
+        return stamp < than
 
 
 def _jsonable(obj: Any) -> Any:
@@ -419,7 +441,11 @@ class Store:
                         counts["deleted"] += 1
                     continue
                 if a.status == "rejected" or (a.status == "labeled" and a.label not in valid):
+                    # The newest answer of an item decides: an invalid one quarantines the item and removes
+                    # its label, whether it is an edit of the labelled annotation or another person's answer.
                     reason = a.reason or f"answer {a.label!r} is not one of the classes {sorted(valid)}"
+                    if a.disagreement:
+                        reason = f"{reason}; annotators differ: {a.disagreement}"
                     dup = s.exec(select(QuarantineRow).where(
                         QuarantineRow.run_id == run_id, QuarantineRow.pool_id == a.pool_id,
                         QuarantineRow.annotation_id == a.annotation_id)).first()
@@ -427,15 +453,16 @@ class Store:
                         s.add(QuarantineRow(run_id=run_id, pool_id=a.pool_id, round=idx, answer=a.label,
                                             reason=reason, annotation_id=a.annotation_id))
                         counts["quarantined"] += 1
-                    if existing is not None and existing.annotation_id == a.annotation_id:
-                        s.delete(existing)  # an edit turned a valid answer into an invalid one
+                    if existing is not None and existing.source == source and (
+                            existing.annotation_id == a.annotation_id
+                            or not _older(a.updated_at, existing.updated_at)):
+                        s.delete(existing)
                     continue
                 if existing is not None:
                     same = (existing.status == a.status and existing.label == a.label
                             and existing.annotation_id == a.annotation_id
                             and existing.disagreement == a.disagreement)
-                    older = (a.updated_at is not None and existing.updated_at is not None
-                             and a.updated_at < existing.updated_at)
+                    older = _older(a.updated_at, existing.updated_at)
                     if same or older:
                         counts["unchanged"] += 1
                         continue
@@ -473,7 +500,7 @@ class Store:
                                .order_by(SelectionRow.round, SelectionRow.rank)))
 
     def round_progress(self, run_id: int, idx: int) -> dict[str, int]:
-        """Counts for one round: sent, labeled, skipped, quarantined, waiting."""
+        """Counts for one round: sent, labeled, skipped, quarantined, waiting (none of the other three)."""
         with self.read() as s:
             sel = s.exec(select(func.count()).select_from(SelectionRow)
                          .where(SelectionRow.run_id == run_id, SelectionRow.round == idx)).one()
@@ -489,7 +516,8 @@ class Store:
                 QuarantineRow.run_id == run_id, QuarantineRow.round == idx,
                 col(QuarantineRow.pool_id).not_in(answered))).one()
         return {"selected": int(sel), "sent": int(sent), "labeled": int(labeled), "skipped": int(skipped),
-                "quarantined": int(quarantined), "waiting": int(sel) - int(labeled) - int(skipped)}
+                "quarantined": int(quarantined),
+                "waiting": int(sel) - int(labeled) - int(skipped) - int(quarantined)}
 
     def quarantine(self, run_id: int) -> list[QuarantineRow]:
         with self.read() as s:

@@ -248,11 +248,23 @@ def _as_dict(obj: Any) -> Mapping[str, Any] | None:
 
 
 def _iso(value: Any) -> str | None:
+    """A server time stamp in one format, UTC: ``2026-12-02T01:30:03.500195Z``.
+
+    The SDK gives strings (``...Z``) on some endpoints and datetimes on others;
+    the store compares and shows these stamps, so they must not depend on the
+    endpoint an answer came through. A string that is no time is kept as it is.
+    """
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
+    when = value
+    if not isinstance(when, datetime):
+        try:
+            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when.isoformat(timespec="microseconds") + "Z"
 
 
 def _outcome(annotation: Mapping[str, Any], classes: Sequence[str]) -> tuple[str, str | None, str | None]:
@@ -305,12 +317,14 @@ def answer_from_annotations(
     names = annotators or {}
 
     def who(a: Mapping[str, Any]) -> str | None:
-        uid = a.get("completed_by")
+        # One name per user whatever the endpoint: the e-mail (the users list, or the user object some
+        # endpoints put in ``completed_by``), "user ID" only when the server names the user nowhere.
+        uid, email = a.get("completed_by"), None
         if isinstance(uid, Mapping):
-            uid = uid.get("id")
+            uid, email = uid.get("id"), uid.get("email") or uid.get("username")
         if uid is None:
             return None
-        return names.get(int(uid), f"user {uid}")
+        return names.get(int(uid)) or email or f"user {uid}"
 
     outcomes = [_outcome(a, classes) for a in anns]
     newest, (status, label, reason) = anns[0], outcomes[0]

@@ -90,3 +90,56 @@ class StoreContract:
 
     def test_integrity_check_ok(self, store: Store, run_id: int) -> None:
         assert store.integrity_ok()
+
+    # The newest answer of an item decides (docs/reliability.md, "answers of several annotators").
+
+    def _labeled(self, store: Store, run_id: int, n: int = 3) -> None:
+        store.commit_selection(run_id, 0, np.arange(1, n + 1), np.zeros(n), [None] * n, None)
+        answers = [Answer(i, "labeled", "a", annotation_id=f"a{i}", updated_at="2026-01-02T10:00:00.000000Z",
+                          annotator="ann@x") for i in range(1, n + 1)]
+        store.apply_answers(run_id, 0, answers, ["a", "b"])
+
+    def test_an_invalid_newest_answer_of_another_annotator_removes_the_label(self, store: Store, run_id: int) -> None:
+        self._labeled(store, run_id)
+        bob = Answer(1, "rejected", reason="choice 'zebra' is not a class", annotation_id="b1",
+                     updated_at="2026-01-02T11:00:00.000000Z", annotator="bob@x",
+                     disagreement="invalid(bob@x) vs a(ann@x)")
+        counts = store.apply_answers(run_id, 0, [bob], ["a", "b"])
+        assert counts["quarantined"] == 1
+        assert [r.pool_id for r in store.labels(run_id)] == [2, 3]
+        (q,) = store.quarantine(run_id)
+        assert (q.pool_id, q.annotation_id) == (1, "b1") and "annotators differ: invalid(bob@x) vs a(ann@x)" in q.reason
+        prog = store.round_progress(run_id, 0)
+        assert (prog["labeled"], prog["quarantined"], prog["waiting"]) == (2, 1, 0)
+
+    def test_an_edit_to_an_invalid_choice_removes_the_label_the_same_way(self, store: Store, run_id: int) -> None:
+        self._labeled(store, run_id)
+        edit = Answer(2, "rejected", reason="choice 'zebra' is not a class", annotation_id="a2",
+                      updated_at="2026-01-02T11:00:00.000000Z", annotator="ann@x")
+        store.apply_answers(run_id, 0, [edit], ["a", "b"])
+        assert [r.pool_id for r in store.labels(run_id)] == [1, 3]
+        assert store.round_progress(run_id, 0)["waiting"] == 0
+        # fixed later (a valid newest answer): labelled again, the quarantine row stays as history
+        store.apply_answers(run_id, 0, [Answer(2, "labeled", "b", annotation_id="a2",
+                                               updated_at="2026-01-02T12:00:00.000000Z")], ["a", "b"])
+        assert [r.label for r in store.labels(run_id)] == ["a", "b", "a"]
+        prog = store.round_progress(run_id, 0)
+        assert (prog["labeled"], prog["quarantined"]) == (3, 0)
+
+    def test_an_invalid_answer_older_than_the_label_leaves_it(self, store: Store, run_id: int) -> None:
+        self._labeled(store, run_id)
+        late = Answer(3, "rejected", reason="no choice", annotation_id="c3", updated_at="2026-01-02T09:00:00+00:00")
+        store.apply_answers(run_id, 0, [late], ["a", "b"])
+        assert [r.pool_id for r in store.labels(run_id)] == [1, 2, 3]
+
+    def test_stamps_in_other_formats_compare_as_times(self, store: Store, run_id: int) -> None:
+        store.apply_answers(run_id, 0, [Answer(1, "labeled", "a", annotation_id="x",
+                                               updated_at="2026-01-02T10:00:00.5Z")], ["a", "b"])
+        # a microsecond later, written with an offset: newer as a time, "older" as a string ('0' < 'Z')
+        store.apply_answers(run_id, 0, [Answer(1, "labeled", "b", annotation_id="x",
+                                               updated_at="2026-01-02T10:00:00.500001+00:00")], ["a", "b"])
+        assert [r.label for r in store.labels(run_id)] == ["b"]
+        # 09:30 UTC written as 10:30+01:00: older as a time, "newer" as a string: ignored
+        store.apply_answers(run_id, 0, [Answer(1, "labeled", "a", annotation_id="x",
+                                               updated_at="2026-01-02T10:30:00+01:00")], ["a", "b"])
+        assert [r.label for r in store.labels(run_id)] == ["b"]

@@ -175,7 +175,23 @@ def test_an_edit_is_the_same_annotation_with_a_later_updated_at() -> None:
     edited["updated_at"] = "2026-01-03T09:00:00Z"
     other = ann(12, "dog", at="2026-01-02T12:00:00Z", by=2)
     a = answer_from_annotations(1, [other, edited], CLASSES)
-    assert (a.label, a.annotation_id, a.updated_at) == ("bird", "11", "2026-01-03T09:00:00Z")
+    assert (a.label, a.annotation_id, a.updated_at) == ("bird", "11", "2026-01-03T09:00:00.000000Z")
+
+
+def test_one_user_one_name_and_one_time_format_whatever_the_endpoint() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    listed = ann(11, "dog", at="2026-01-02T10:00:00.5Z", by=3)  # the task listing: user id, string stamp
+    got = ann(11, "dog", at="x", by=3)  # one task read: the user object and a datetime with an offset
+    got["completed_by"] = {"id": 3, "email": "ann@x", "first_name": ""}
+    got["updated_at"] = datetime(2026, 1, 2, 11, 0, 0, 500000, tzinfo=timezone(timedelta(hours=1)))
+    a = answer_from_annotations(1, [listed], CLASSES, {3: "ann@x"})
+    b = answer_from_annotations(1, [got], CLASSES, {})  # the users list was not read (or failed)
+    assert (a.annotator, a.updated_at) == (b.annotator, b.updated_at) == ("ann@x", "2026-01-02T10:00:00.500000Z")
+    naive = ann(11, "dog", at="2026-01-02T10:00:00+00:00", by=3)
+    assert answer_from_annotations(1, [naive], CLASSES).updated_at == "2026-01-02T10:00:00.000000Z"
+    assert answer_from_annotations(1, [ann(11, "dog", at="x", by=4)], CLASSES).annotator == "user 4"
+    assert datetime.fromisoformat(a.updated_at).tzinfo == UTC  # parseable back, as UTC
 
 
 def test_cancelled_is_skipped() -> None:
