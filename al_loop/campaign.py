@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,17 +301,37 @@ def campaign_status(db: str) -> list[dict[str, Any]]:
         store.close()
 
 
-def _throughput(labels: Sequence[Any]) -> dict[str, float]:
-    """Labels per hour per annotator, from the answers' ``updated_at`` stamps."""
+#: a labels/hour figure needs at least this many answers of one annotator in a round ...
+RATE_MIN_ANSWERS = 2
+#: ... spread over at least this many seconds; below either, ``status`` shows "-"
+RATE_MIN_SPAN = 60.0
+
+
+def _utc(stamp: str) -> datetime | None:
+    """A stored ``updated_at`` as a naive UTC time (stores hold ``...Z``, ``...+00:00`` or naive stamps)."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
+def _throughput(labels: Sequence[Any]) -> dict[str, float | None]:
+    """Labels per hour per annotator (keyed by the stored name, the e-mail), from ``updated_at``.
+
+    The rate is the answers after the first over the time from the first to the
+    last: ``(n - 1) / span``. One answer, or answers closer together than
+    :data:`RATE_MIN_SPAN`, give no figure (None, shown as "-"): "1.0
+    labels/hour" for a single answer meant nothing.
+    """
     stamps: dict[str, list[datetime]] = {}
     for lab in labels:
-        if lab.updated_at and lab.annotator:
-            try:
-                stamps.setdefault(lab.annotator, []).append(datetime.fromisoformat(lab.updated_at))
-            except ValueError:
-                continue
-    out = {}
+        when = _utc(lab.updated_at) if lab.updated_at else None
+        if when is not None and lab.annotator:
+            stamps.setdefault(lab.annotator, []).append(when)
+    out: dict[str, float | None] = {}
     for who, ts in stamps.items():
         span = (max(ts) - min(ts)).total_seconds()
-        out[who] = round(len(ts) / (span / 3600.0), 1) if span > 0 else float(len(ts))
+        enough = len(ts) >= RATE_MIN_ANSWERS and span >= RATE_MIN_SPAN
+        out[who] = round((len(ts) - 1) / (span / 3600.0), 1) if enough else None
     return out

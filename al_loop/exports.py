@@ -7,6 +7,16 @@ Selections and rounds carry the round's ``phase``: the strategy that picked
 its batch (round 0: the run's init strategy; ``switch``: the inner strategy it
 ran that round; None for a round that has not selected). Rounds carry the
 whole ``Selection.info`` as a JSON string (``info``).
+
+Labels carry who answered and how: ``annotation_id`` (the oracle's id of the
+deciding answer), ``annotator`` (Label Studio: the e-mail), ``disagreement``
+(every annotator's answer, newest first, when they differ) and ``updated_at``
+(UTC). ``quarantine`` holds the answers that were not a valid class (one row
+per answer, kept after the item is labelled again) with the ``answer``, the
+``reason`` (with the annotators' disagreement, if any), ``annotation_id``,
+``recorded_at`` and ``labeled_now`` (whether the item has a label today).
+Columns come in a fixed order: run columns, ``round``, ``pool_id``,
+``item_id`` (and ``text``), then the table's own.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Any
 from al_loop.errors import ConfigError
 from al_loop.store import Store
 
-EXPORTS = ("labels", "metrics", "rounds", "selections")
+EXPORTS = ("labels", "metrics", "quarantine", "rounds", "selections")
 
 
 def _items_by_run(store: Store, runs: list[Any]) -> dict[int, dict[int, Any]]:
@@ -40,7 +50,7 @@ def _phase(run: Any, init_strategy: str, idx: int, info: dict[str, Any]) -> str:
 
 
 def export_records(db: str, what: str) -> list[dict[str, Any]]:
-    """Rows of ``labels``, ``metrics``, ``rounds`` or ``selections`` with run columns first (store opened read-only)."""
+    """Rows of ``labels``, ``metrics``, ``quarantine``, ``rounds`` or ``selections``, run columns first (read-only)."""
     if what not in EXPORTS:
         import difflib
 
@@ -51,7 +61,7 @@ def export_records(db: str, what: str) -> list[dict[str, Any]]:
     try:
         records: list[dict[str, Any]] = []
         runs = store.runs()
-        items = _items_by_run(store, runs) if what in ("labels", "selections") else {}
+        items = _items_by_run(store, runs) if what in ("labels", "quarantine", "selections") else {}
         with_text = any(row.text is not None for per_run in items.values() for row in per_run.values())
 
         def item(run_id: int, pool_id: int) -> dict[str, Any]:
@@ -68,7 +78,15 @@ def export_records(db: str, what: str) -> list[dict[str, Any]]:
             if what == "labels":
                 for r in store.labels(run.id):
                     records.append({**base, "round": r.round, "pool_id": r.pool_id, **item(run.id, r.pool_id),
-                                    "label": r.label, "status": r.status, "source": r.source})
+                                    "label": r.label, "status": r.status, "source": r.source,
+                                    "annotation_id": r.annotation_id, "annotator": r.annotator,
+                                    "disagreement": r.disagreement, "updated_at": r.updated_at})
+            elif what == "quarantine":
+                labeled = {r.pool_id for r in store.labels(run.id)}
+                for q in sorted(store.quarantine(run.id), key=lambda q: (q.round, q.pool_id, q.recorded_at)):
+                    records.append({**base, "round": q.round, "pool_id": q.pool_id, **item(run.id, q.pool_id),
+                                    "answer": q.answer, "reason": q.reason, "annotation_id": q.annotation_id,
+                                    "recorded_at": q.recorded_at, "labeled_now": q.pool_id in labeled})
             elif what == "metrics":
                 for m in store.metrics(run.id):
                     records.append({**base, "round": m.round, "n_labels": m.n_labels, "accuracy": m.accuracy,

@@ -8,7 +8,12 @@ Task layout
 -----------
 Each :class:`~al_loop.types.OutboxItem` becomes one task whose ``data`` holds
 the item's payload (``image`` data URI or ``text``) plus ``al_key``
-(``"run:round:pool_id"``), ``al_run``, ``al_round`` and ``al_pool_id``; the
+(``"campaign:run:round:pool_id"``), ``al_campaign``, ``al_run``, ``al_round``
+and ``al_pool_id``. The campaign id (random, made by ``campaign init``, also in
+the project's description) makes a campaign own its tasks: lookups and
+collects filter on it, so a second store on the same project never takes the
+first one's tasks or answers for its own. An oracle built without a campaign id
+(stores made before it existed) uses the old keys ``"run:round:pool_id"``. The
 model's guess (``item.prediction = {"label": name, "score": p}``) is attached
 as a prediction, so annotators see it pre-selected.
 
@@ -195,15 +200,23 @@ def parse_key(key: str) -> tuple[int, int, int]:
     return run, round_, pool_id
 
 
-def task_for(item: OutboxItem, classes: Sequence[str]) -> dict[str, Any]:
-    """The Label Studio task (data + prediction) for one outbox item."""
+def remote_key(key: str, campaign_id: str | None) -> str:
+    """The ``al_key`` a task carries for the store key ``key`` (prefixed by the campaign id, if any)."""
+    return f"{campaign_id}:{key}" if campaign_id else key
+
+
+def task_for(item: OutboxItem, classes: Sequence[str], campaign_id: str | None = None) -> dict[str, Any]:
+    """The Label Studio task (data + prediction) for one outbox item (of campaign ``campaign_id``)."""
     payload = item.payload if isinstance(item.payload, Mapping) else {}
     if not any(k in payload for k in KINDS):
         raise DataError(
             f"item {item.key} has no 'image' or 'text' in its payload; Label Studio campaigns need an image or text pool"
         )
     data = {k: v for k, v in payload.items() if k in KINDS}
-    data.update(al_key=item.key, al_run=item.run_id, al_round=item.round, al_pool_id=item.pool_id)
+    data.update(al_key=remote_key(item.key, campaign_id), al_run=item.run_id, al_round=item.round,
+                al_pool_id=item.pool_id)
+    if campaign_id:
+        data["al_campaign"] = campaign_id
     task: dict[str, Any] = {"data": data}
     pred = item.prediction or {}
     label = pred.get("label")
@@ -483,7 +496,8 @@ def _call(fn: Callable[[], T], *, op: str, url: str, backoff: _Backoff | None) -
 
 
 def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind: str,
-                   retry: LabelStudioRetry | None = None) -> int:
+                   retry: LabelStudioRetry | None = None,
+                   description: str = "al-loop active learning campaign") -> int:
     """Create the campaign's project, or adopt the existing one with this title.
 
     Parameters
@@ -498,6 +512,8 @@ def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind
         What annotators see.
     retry : LabelStudioRetry, optional
         Backoff settings for a server that is down or busy.
+    description : str
+        Description of a project created here (an adopted one keeps its own).
 
     Returns
     -------
@@ -535,8 +551,7 @@ def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind
     # Creating is not idempotent: after an ambiguous failure, look for the title before trying again.
     while True:
         try:
-            created = client.projects.create(title=title, label_config=config,
-                                             description="al-loop active learning campaign")
+            created = client.projects.create(title=title, label_config=config, description=description)
             return int(created.id)
         except Exception as exc:  # noqa: BLE001
             failure = _classify(exc, url, "create the project")
@@ -585,6 +600,8 @@ class LabelStudioOracle(Oracle):
         relative to what this object reported earlier.
     sleep, clock : callable, optional
         Injected by tests (defaults ``time.sleep`` / ``time.monotonic``).
+    campaign_id : str, optional
+        The campaign that owns the tasks (see *Task layout*); None: old keys.
     """
 
     name = "label_studio"
@@ -604,6 +621,7 @@ class LabelStudioOracle(Oracle):
         previous_answers: Callable[[int, int], Mapping[int, str]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        campaign_id: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._api_key = api_key
@@ -613,6 +631,7 @@ class LabelStudioOracle(Oracle):
         self.previous_answers = previous_answers
         self.sleep = sleep
         self.clock = clock
+        self.campaign_id = campaign_id or None
         self.client_: LabelStudio | None = None
         self.reported_: dict[tuple[int, int], dict[int, str]] = {}
         self.annotators_: dict[int, str] = {}
@@ -637,7 +656,9 @@ class LabelStudioOracle(Oracle):
         retry = kwargs.get("retry") or LabelStudioRetry()
         client = connect(url, api_key, retry.timeout)
         first = retry if project_wait is None else replace(retry, max_wait=min(retry.max_wait, float(project_wait)))
-        project_id = ensure_project(client, title, classes, kind, first)
+        campaign = kwargs.get("campaign_id")
+        description = f"al-loop active learning campaign {campaign}" if campaign else "al-loop active learning campaign"
+        project_id = ensure_project(client, title, classes, kind, first, description=description)
         oracle = cls(url, api_key, project_id, classes, **kwargs)
         oracle.client_ = client
         return oracle
@@ -686,6 +707,8 @@ class LabelStudioOracle(Oracle):
             {"filter": "filter:tasks:data.al_run", "operator": "equal", "type": "Number", "value": int(run_id)},
             {"filter": "filter:tasks:data.al_round", "operator": "equal", "type": "Number", "value": int(round_)},
         ]
+        if self.campaign_id:
+            items.append(self._campaign_filter())
         if counter is not None:
             items.append({"filter": f"filter:tasks:{counter}", "operator": "greater", "type": "Number", "value": 0})
         query = json.dumps({"filters": {"conjunction": "and", "items": items}})
@@ -714,20 +737,64 @@ class LabelStudioOracle(Oracle):
 
     def _find(self, keys: Sequence[str], backoff: _Backoff) -> dict[str, list[int]]:
         """``{key: sorted task ids}`` for the keys present in the project."""
-        wanted = set(keys)
-        groups = {parse_key(k)[:2] for k in wanted}
+        wanted = {remote_key(k, self.campaign_id): k for k in keys}
+        groups = {parse_key(k)[:2] for k in wanted.values()}
         found: dict[str, list[int]] = defaultdict(list)
         for run_id, round_ in sorted(groups):
             for task in self._round_tasks(run_id, round_, backoff, full=False):
                 key = (task.data or {}).get("al_key")
                 if key in wanted:
-                    found[key].append(int(task.id))
+                    found[wanted[key]].append(int(task.id))
         return {k: sorted(v) for k, v in found.items()}
 
     def lookup(self, keys: Sequence[str]) -> dict[str, str]:
         """``{key: task id}`` (lowest id when a key sits on several tasks) for keys in the project."""
         found = self._find(list(keys), self._backoff())
         return {k: str(ids[0]) for k, ids in found.items()}
+
+    # ----------------------------------------------------------------- ownership (campaign id)
+
+    def _campaign_filter(self, operator: str = "equal") -> dict[str, Any]:
+        return {"filter": "filter:tasks:data.al_campaign", "operator": operator, "type": "String",
+                "value": str(self.campaign_id)}
+
+    def _count_tasks(self, items: list[dict[str, Any]], backoff: _Backoff) -> tuple[int, list[Any]]:
+        """``(number of tasks matching the filter items, up to 100 of them with id + data)``."""
+        query = json.dumps({"filters": {"conjunction": "and", "items": items}})
+        pager = self._read(lambda: self.client.tasks.list(project=self.project_id, query=query, page=1,
+                                                          page_size=100, include="id,data"),
+                           "list tasks", backoff)
+        tasks = list(pager.items or [])
+        total = getattr(pager.response, "total", None)
+        return (total if isinstance(total, int) else len(tasks)), tasks
+
+    def project_summary(self) -> dict[str, Any]:
+        """Title, description, number of tasks, tasks of this campaign and campaign ids of the others.
+
+        ``foreign_campaigns`` names the other campaigns met in (up to 100 of) the
+        project's tasks; ``"none (older al-loop)"`` stands for tasks without a campaign id.
+        """
+        backoff = self._backoff()
+        project = self._read(lambda: self.client.projects.get(id=self.project_id), "read the project", backoff)
+        total, sample = self._count_tasks([], backoff)
+        ours = self._count_tasks([self._campaign_filter()], backoff)[0] if self.campaign_id and total else 0
+        others = sorted({str((t.data or {}).get("al_campaign") or "none (older al-loop)") for t in sample
+                         if not self.campaign_id or (t.data or {}).get("al_campaign") != self.campaign_id})
+        return {"title": project.title, "description": project.description or "", "tasks": total,
+                "ours": ours, "foreign": total - ours, "foreign_campaigns": others}
+
+    def claim_project(self) -> None:
+        """Add this campaign's id to the project's description (an adopted project names every campaign it serves)."""
+        if not self.campaign_id:
+            return
+        backoff = self._backoff()
+        project = self._read(lambda: self.client.projects.get(id=self.project_id), "read the project", backoff)
+        text = project.description or ""
+        if self.campaign_id not in text:
+            text = f"{text}; al-loop campaign {self.campaign_id}" if text else \
+                f"al-loop active learning campaign {self.campaign_id}"
+            self._read(lambda: self.client.projects.update(id=self.project_id, description=text),
+                       "update the project's description", backoff)
 
     # ----------------------------------------------------------------- submitting
 
@@ -742,7 +809,7 @@ class LabelStudioOracle(Oracle):
         if not items:
             return {}
         by_key = {it.key: it for it in items}
-        tasks = {k: task_for(it, self.classes) for k, it in by_key.items()}  # bad payloads fail before any send
+        tasks = {k: task_for(it, self.classes, self.campaign_id) for k, it in by_key.items()}  # bad payloads fail before any send
         backoff = self._backoff()
         clean_sends = 0
         while True:
@@ -863,7 +930,8 @@ class LabelStudioOracle(Oracle):
         per_item: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
         for task in tasks.values():
             data = task.data or {}
-            if str(data.get("al_key", "")) != f"{run_id}:{round_}:{data.get('al_pool_id')}":
+            if str(data.get("al_key", "")) != remote_key(f"{run_id}:{round_}:{data.get('al_pool_id')}",
+                                                         self.campaign_id):
                 continue
             pool_id = int(data["al_pool_id"])
             per_item[pool_id].extend(d for d in map(_as_dict, task.annotations or []) if d is not None)

@@ -96,7 +96,7 @@ def campaign_status_cmd(db: Annotated[Path, typer.Option(help="Store of the camp
                 "labels/hour by annotator"):
         table.add_column(col)
     for r in rows:
-        tp = ", ".join(f"{k}: {v}" for k, v in sorted(r["throughput"].items())) or "-"
+        tp = ", ".join(f"{k}: {'-' if v is None else v}" for k, v in sorted(r["throughput"].items())) or "-"
         table.add_row(str(r["run_id"]), str(r["round"]), r["state"], str(r["selected"]), str(r["sent"]),
                       str(r["labeled"]), str(r["skipped"]), str(r["quarantined"]), str(r["waiting"]), Text(tp))
     out_console.print(table)

@@ -33,7 +33,8 @@ def status(db: Annotated[Path, typer.Option(help="Store to read (read-only).")])
 def export(
     db: Annotated[Path, typer.Option(help="Store to read (read-only).")],
     what: Annotated[str, typer.Option(
-        help="labels, metrics, selections, or rounds (per round: state, phase, the selection's info).")] = "metrics",
+        help="labels, metrics, selections, rounds (per round: state, phase, the selection's info), "
+             "or quarantine (answers that were not a class).")] = "metrics",
     format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",  # noqa: A002
     out: Annotated[Path | None, typer.Option(help="Output file (default: standard output).")] = None,
 ) -> None:

@@ -156,7 +156,7 @@ def test_export_of_an_unknown_table_is_one_line_and_leaves_the_store(tmp_path, c
     code, out, err = run_cli(["export", "--db", str(db), "--what", what], capsys, monkeypatch)
     assert code == 2 and out == ""
     assert one_line_error(err) == (f"error: unknown --what {what!r}; {hint}"
-                                   "use one of labels, metrics, rounds, selections")
+                                   "use one of labels, metrics, quarantine, rounds, selections")
     assert db.read_bytes() == before
 
 
