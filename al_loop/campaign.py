@@ -29,7 +29,7 @@ from typing import Any
 from al_loop.api import build_learner, build_pool, build_strategy, record_items, validate
 from al_loop.config import RunConfig
 from al_loop.controller import Controller
-from al_loop.errors import ConfigError, OracleError, StoreError
+from al_loop.errors import ConfigError, DataError, OracleError, StoreError
 from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
 from al_loop.registry import DATASETS, ORACLES
@@ -95,9 +95,46 @@ def data_source(data: str, classes: Sequence[str], kind: str) -> tuple[str, dict
     if not path.exists():
         raise ConfigError(f"--data {data!r} is neither a built-in dataset ({', '.join(DATASETS.names())}) "
                           "nor an existing file")
+    suffix = path.suffix.lower()
+    if kind == "image" and suffix in TEXT_SUFFIXES - ARRAY_SUFFIXES:
+        raise ConfigError(f"--kind image does not fit --data {data}: a {suffix} file holds texts; pass --kind text")
+    if kind == "text" and suffix in ARRAY_SUFFIXES - TEXT_SUFFIXES:
+        raise ConfigError(f"--kind text does not fit --data {data}: a {suffix} file holds arrays, not texts; "
+                          "pass --kind image")
     if kind == "text":
         return "text", {"path": str(path), "classes": list(classes)}
     return "file", {"features": str(path), "unlabeled": True, "classes": list(classes), "kind": "image"}
+
+
+#: file types by what they hold (a .csv may hold either: its columns decide)
+TEXT_SUFFIXES = frozenset({".txt", ".jsonl", ".csv"})
+ARRAY_SUFFIXES = frozenset({".npy", ".npz", ".parquet", ".csv"})
+_KIND_WORDS = {"image": "images", "text": "texts", "tabular": "table rows (features Label Studio cannot show)"}
+
+
+def campaign_pool(config: RunConfig, data: str, kind: str) -> Any:
+    """The campaign's pool, checked to hold what ``--kind`` shows (before anything is created).
+
+    ``--kind text`` on images (or ``image`` on texts) would create a project whose
+    interface cannot show the items: every import then fails with HTTP 400 and
+    the run stays in SELECTED. A .csv read as the wrong kind fails in the loader;
+    its message gets the hint to pass the other ``--kind``.
+    """
+    other = "image" if kind == "text" else "text"
+    try:
+        pool = build_pool(config)
+    except DataError as exc:
+        if Path(data).suffix.lower() == ".csv":
+            raise DataError(f"{exc}; if {data} holds {_KIND_WORDS[other]}, pass --kind {other}") from None
+        raise
+    if pool.kind != kind:
+        if pool.kind in ("image", "text"):
+            fix = f"pass --kind {pool.kind}"
+        else:
+            fix = "campaigns show images or texts: use an image or text dataset"
+        what = _KIND_WORDS.get(pool.kind, pool.kind)
+        raise ConfigError(f"--kind {kind} does not fit --data {data}: its items are {what}; {fix}")
+    return pool
 
 
 @dataclass(frozen=True)
@@ -146,7 +183,7 @@ def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, 
     config = RunConfig(dataset=dataset, strategy=strategy, seed=seed, rounds=1_000_000, batch=batch, init=init,
                        learner=learner, strategy_params=dict(strategy_params or {}), oracle=ORACLE,
                        oracle_params=options.as_params(), dataset_params=dataset_params, min_fraction=min_fraction)
-    pool = build_pool(config)
+    pool = campaign_pool(config, data, options.kind)
     if tuple(pool.classes) != tuple(classes):
         raise ConfigError(f"--labels {list(classes)} differ from the classes of {data!r} {list(pool.classes)}; "
                           "pass the dataset's class names in its order")
