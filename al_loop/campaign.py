@@ -14,12 +14,29 @@ store keeps its state. ``campaign init`` gives a server that does not answer
 person deletes: its answer, if any, is withdrawn from the store at the next
 pull; a running loop keeps waiting for the item (``status`` counts it as
 waiting) and the next ``campaign run`` sends it again, once, with the same key.
+
+Ownership: ``campaign init`` draws a campaign id (``uuid4().hex[:12]``, kept in
+the run's ``oracle_params`` so it is written with the run, in one transaction);
+it is in every task's key and in the project's description, and the oracle only
+sees tasks that carry it. ``init`` refuses a project (same title) that holds
+tasks of another campaign unless ``adopt`` is given; then the project is shared
+and the other tasks are left as they are. Runs made before campaign ids (no
+``campaign_id`` in ``oracle_params``) keep the old keys and work as before.
+
+A moved server: ``set_campaign_url`` (``campaign set-url``, or ``campaign run
+--label-studio-url``) checks that the URL holds the run's project (same id,
+and the campaign id in its description or tasks) and records the URL in the
+run's ``oracle_state`` (``url``), which wins over the one in the config.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,15 +69,46 @@ def _key_source(params: dict[str, Any]) -> str:
     return f"${params.get('api_key_env') or 'LABEL_STUDIO_API_KEY'}"
 
 
-def _fatal(exc: OracleError, params: dict[str, Any], project: Any) -> OracleError:
+def _key_advice(params: dict[str, Any]) -> str:
+    if params.get("api_key_file"):
+        return f"put a valid token of that server in the key file {params['api_key_file']}"
+    return f"set {params.get('api_key_env') or 'LABEL_STUDIO_API_KEY'} to a valid token of that server"
+
+
+def _probe(url: str, api_key: str) -> int | None:
+    """None when ``url`` answers ``/api/projects`` like Label Studio (JSON), else the HTTP status (0: no JSON)."""
+    request = urllib.request.Request(f"{url.rstrip('/')}/api/projects?page_size=1",
+                                     headers={"Authorization": f"Token {api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - http(s) checked by _check_url
+            json.loads(reply.read(1_000_000) or b"null")
+            return None
+    except urllib.error.HTTPError as exc:
+        return None if exc.code in (401, 403) else exc.code
+    except (OSError, ValueError):
+        return 0
+
+
+def _fatal(exc: OracleError, params: dict[str, Any], project: Any, *, db: str | None = None,
+           run_id: int | None = None, api_key: str | None = None) -> OracleError:
     """A Label Studio HTTP error that retrying will not fix, as one line naming the cause."""
     status = getattr(exc, "status", None)
+    url = params.get("url")
     if status in (401, 403):
-        out = OracleError(f"{exc} (this campaign reads the key from {_key_source(params)})")
+        what = str(exc).split(";")[0]  # "Label Studio at URL refused the API key (HTTP 401) while trying to ..."
+        out = OracleError(f"{what}; {_key_advice(params)} (this campaign reads the key from {_key_source(params)})")
+    elif status == 404 and api_key and url and (code := _probe(str(url), api_key)) is not None:
+        where = "--label-studio-url" if db is None else (
+            f"the campaign's URL, or point it at its server: `al-loop campaign set-url --db {db} "
+            "--label-studio-url URL`")
+        answer = f"HTTP {code}" if code else "no JSON"
+        out = OracleError(f"{url} does not answer like Label Studio ({answer} on /api/projects); check {where}")
     elif status == 404:
-        out = OracleError(f"{exc} (Label Studio project {project} at {params.get('url')} is gone: deleted, or "
-                          "the URL names another server); the store keeps its state: restore the project, or "
-                          "start a new campaign with `al-loop campaign init`")
+        again = (f"or give the run up and start again: `al-loop runs abandon --db {db} --run {run_id}`, then "
+                 f"`al-loop campaign init --db {db} ...`" if db is not None and run_id is not None
+                 else "or start a new campaign with `al-loop campaign init`")
+        out = OracleError(f"Label Studio project {project} at {url} is gone (HTTP 404: deleted, or the URL names "
+                          f"another server); the store keeps its state: restore the project, {again}")
     else:
         return exc
     out.status = status  # type: ignore[attr-defined]
@@ -152,12 +200,22 @@ class CampaignOptions:
                 "api_key_file": self.api_key_file}
 
 
+def campaign_params(store: Store, run_id: int) -> dict[str, Any]:
+    """The run's oracle parameters, with the URL recorded by ``set-url`` (if any) in place of the first one."""
+    params = dict(store.config(run_id).oracle_params)
+    moved = store.oracle_state(run_id, "url")
+    if moved:
+        params["url"] = moved
+    return params
+
+
 def _oracle_for(store: Store, run_id: int, api_key: str, **extra: Any) -> Oracle:
     config = store.config(run_id)
-    params = config.oracle_params
+    params = campaign_params(store, run_id)
     cls = ORACLES.get(ORACLE)
     pool = build_pool(config)
     project = store.oracle_state(run_id, "project_id")
+    extra.setdefault("campaign_id", params.get("campaign_id"))
     if project is None:  # a crash between creating the run and recording the project: adopt by title
         oracle = cls.for_project(params["url"], api_key, params["title"], pool.classes, params["kind"],
                                  previous_answers=lambda r, i: store.round_answers(r, i), **extra)
@@ -167,22 +225,37 @@ def _oracle_for(store: Store, run_id: int, api_key: str, **extra: Any) -> Oracle
                previous_answers=lambda r, i: store.round_answers(r, i), **extra)
 
 
+def _check_db_folder(db: str) -> None:
+    """The store's folder must exist (and be a folder) before anything is created remotely."""
+    folder = Path(db).expanduser().absolute().parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"the folder of --db {db} ({folder}) {what}; create it or pass another --db")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"the folder of --db {db} ({folder}) is not writable; pass another --db")
+
+
 def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, batch: int, init: int,
                   options: CampaignOptions, learner: str = "logreg", seed: int = 0,
                   strategy_params: dict[str, Any] | None = None, min_fraction: float = 1.0,
-                  log: Callable[[str], None] | None = None, **oracle_extra: Any) -> int:
+                  log: Callable[[str], None] | None = None, adopt: bool = False, **oracle_extra: Any) -> int:
     """Create (or adopt) the project, record the run, and send the seed batch.
 
     Everything is validated, and the project exists, before the run is written.
+    A project of the same title that holds tasks of another campaign is refused
+    unless ``adopt``: then it is shared, its other tasks left as they are.
     """
     log = log or (lambda _m: None)
+    _check_db_folder(db)
     check_sqlite_file(Path(db))
     if not classes:
         raise ConfigError('no classes given; pass --labels "cat,dog,bird"')
     dataset, dataset_params = data_source(data, classes, options.kind)
+    campaign_id = uuid.uuid4().hex[:12]
     config = RunConfig(dataset=dataset, strategy=strategy, seed=seed, rounds=1_000_000, batch=batch, init=init,
                        learner=learner, strategy_params=dict(strategy_params or {}), oracle=ORACLE,
-                       oracle_params=options.as_params(), dataset_params=dataset_params, min_fraction=min_fraction)
+                       oracle_params={**options.as_params(), "campaign_id": campaign_id},
+                       dataset_params=dataset_params, min_fraction=min_fraction)
     pool = campaign_pool(config, data, options.kind)
     if tuple(pool.classes) != tuple(classes):
         raise ConfigError(f"--labels {list(classes)} differ from the classes of {data!r} {list(pool.classes)}; "
@@ -193,9 +266,15 @@ def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, 
     _check_url(options.url)
     try:
         oracle = ORACLES.get(ORACLE).for_project(options.url, api_key, options.title, pool.classes, options.kind,
-                                                project_wait=INIT_CONTACT_WAIT, **oracle_extra)
+                                                project_wait=INIT_CONTACT_WAIT, campaign_id=campaign_id,
+                                                **oracle_extra)
     except OracleError as exc:
-        raise _fatal(exc, options.as_params(), options.title) from None
+        raise _fatal(exc, options.as_params(), options.title, api_key=api_key) from None
+    try:
+        _claim(oracle, options.title, adopt, log)
+    except BaseException:
+        oracle.close()
+        raise
     store = Store(db)
     try:
         existing = [r for r in store.runs() if r.id is not None and store.config(r.id).oracle == ORACLE
@@ -228,34 +307,121 @@ class CampaignProgress:
     state: str
 
 
+def _claim(oracle: Any, title: str, adopt: bool, log: Callable[[str], None]) -> None:
+    """Refuse a project holding another campaign's tasks (unless ``adopt``); put the campaign id in its description."""
+    summary = oracle.project_summary()
+    if summary["foreign"]:
+        owners = ", ".join(summary["foreign_campaigns"]) or "unknown"
+        if not adopt:
+            raise ConfigError(
+                f"Label Studio project {oracle.project_id} ({title!r}) holds {summary['foreign']} task(s) of "
+                f"another campaign (campaign id {owners}); pass another --title, or --adopt to share the project "
+                "(its tasks stay as they are and this campaign ignores them)")
+        log(f"adopting Label Studio project {oracle.project_id} ({title!r}): its {summary['foreign']} task(s) "
+            f"of campaign {owners} stay as they are; this campaign ({oracle.campaign_id}) sees only its own tasks")
+    oracle.claim_project()
+
+
 def campaign_runs(store: Store) -> list[int]:
     return [r.id for r in store.runs() if r.id is not None and store.config(r.id).oracle == ORACLE]
+
+
+def pick_run(store: Store, db: str, run: int | None) -> int:
+    """The campaign run ``run``, or without it the newest running campaign run."""
+    runs = campaign_runs(store)
+    if run is not None:
+        if run not in runs:
+            listed = ", ".join(map(str, runs)) or "none"
+            raise ConfigError(f"run {run} is not a campaign run of {db} (campaign runs: {listed})")
+        status = store.run(run).status
+        if status != RunStatus.RUNNING.value:
+            raise ConfigError(f"campaign run {run} of {db} is {status}; pick a running one with --run, or start "
+                              f"a new campaign with `al-loop campaign init --db {db} ...`")
+        return run
+    running = [r for r in runs if store.run(r).status == RunStatus.RUNNING.value]
+    if not running:
+        raise ConfigError(f"{db} has no unfinished campaign; start one with `al-loop campaign init`")
+    return max(running)
+
+
+def set_campaign_url(db: str, url: str, *, run: int | None = None, log: Callable[[str], None] | None = None,
+                     **oracle_extra: Any) -> int:
+    """Point a campaign run at its moved server, after checking that ``url`` holds the same project.
+
+    The project id of the run must exist at ``url`` and carry the run's campaign
+    id (in its description or its tasks; runs without a campaign id: the same
+    title). Otherwise one line, and the store is unchanged. Returns the run id.
+    """
+    log = log or (lambda _m: None)
+    _check_url(url)
+    store = Store(db)
+    try:
+        run_id = pick_run(store, db, run)
+        params = {**campaign_params(store, run_id), "url": url}
+        project = store.oracle_state(run_id, "project_id")
+        if project is None:
+            raise ConfigError(f"run {run_id} of {db} has no Label Studio project yet; run `al-loop campaign run "
+                              f"--db {db}` against the old URL, or start a new campaign")
+        api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
+        from dataclasses import replace
+
+        from oracles.label_studio import LabelStudioRetry  # no SDK import until a request is made
+
+        retry = oracle_extra.pop("retry", None) or LabelStudioRetry()
+        # a wrong URL fails in seconds, as at init; only the project is read, so no classes are needed
+        oracle = ORACLES.get(ORACLE)(url, api_key, int(project), (), campaign_id=params.get("campaign_id"),
+                                     retry=replace(retry, max_wait=min(retry.max_wait, INIT_CONTACT_WAIT)),
+                                     **oracle_extra)
+        try:
+            try:
+                summary = oracle.project_summary()
+            except OracleError as exc:
+                if getattr(exc, "status", None) == 404 and _probe(url, api_key) is None:
+                    raise ConfigError(f"Label Studio at {url} has no project {project}; this is not the server "
+                                      f"of run {run_id} (the store keeps {campaign_params(store, run_id)['url']})")\
+                        from None
+                raise _fatal(exc, params, project, api_key=api_key) from None
+        finally:
+            oracle.close()
+        cid = params.get("campaign_id")
+        same = (cid in summary["description"] or summary["ours"] > 0) if cid else summary["title"] == params["title"]
+        if not same:
+            owner = f"campaign {cid}" if cid else f"title {params['title']!r}"
+            raise ConfigError(f"Label Studio project {project} at {url} ({summary['title']!r}) is not the project of "
+                              f"run {run_id} ({owner} not found in it); the store is unchanged")
+        store.set_oracle_state(run_id, "url", url.rstrip("/"))
+        log(f"run {run_id}: Label Studio project {project} is now reached at {url.rstrip('/')}")
+        return run_id
+    finally:
+        store.close()
 
 
 def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0, min_fraction: float | None = None,
                  round_timeout: float | None = None, on_progress: Callable[[CampaignProgress], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep, cluster: str | None = None,
-                 **oracle_extra: Any) -> int:
+                 run: int | None = None, label_studio_url: str | None = None, **oracle_extra: Any) -> int:
     """Drive the store's unfinished campaign until ``until_labels`` labels, the end, or ``should_stop``.
 
     Label Studio being down or slow is logged in one line and retried; it never
-    ends the loop. Returns the number of labels in the store at the end.
+    ends the loop. ``run`` picks the campaign run (default: the newest running
+    one); ``label_studio_url`` first moves it to that URL (see
+    :func:`set_campaign_url`). Returns the number of labels in the store at the end.
     """
     log = log or (lambda _m: None)
     should_stop = should_stop or (lambda: False)
+    if label_studio_url is not None:
+        run = set_campaign_url(db, label_studio_url, run=run, log=log,
+                               **{k: v for k, v in oracle_extra.items() if k == "retry"})
     store = Store(db)
     try:
-        runs = [r for r in campaign_runs(store) if store.run(r).status == RunStatus.RUNNING.value]
-        if not runs:
-            raise ConfigError(f"{db} has no unfinished campaign; start one with `al-loop campaign init`")
-        run_id = runs[0]
-        params = store.config(run_id).oracle_params
+        run_id = pick_run(store, db, run)
+        params = campaign_params(store, run_id)
         api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
         try:
             oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
         except OracleError as exc:
-            raise _fatal(exc, params, params.get("title")) from None
+            raise _fatal(exc, params, params.get("title"), db=db, run_id=run_id, api_key=api_key) from None
         config = store.config(run_id)
         pool = build_pool(config)
         from al_loop.distributed import cluster_session, maybe_distribute
@@ -269,7 +435,7 @@ def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0
                     return _loop(store, run_id, ctl, lease, until_labels, poll, on_progress, should_stop, log,
                                  sleep)
                 except OracleError as exc:
-                    raise _fatal(exc, params, oracle.project_id) from None
+                    raise _fatal(exc, params, oracle.project_id, db=db, run_id=run_id, api_key=api_key) from None
         finally:
             oracle.close()
     finally:

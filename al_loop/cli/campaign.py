@@ -28,6 +28,8 @@ def campaign_init(
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     min_fraction: Annotated[float, typer.Option(help="Share of a round that must be answered.")] = 1.0,
     param: Annotated[list[str], typer.Option(help="Strategy parameter KEY=VALUE.")] = [],  # noqa: B006
+    adopt: Annotated[bool, typer.Option("--adopt", help="Share a project (same title) that holds tasks of "
+                                        "another campaign; its tasks stay as they are.")] = False,
 ) -> None:
     """Create (or adopt) the Label Studio project, record it in the store and send the seed batch."""
     from al_loop.campaign import CampaignOptions, init_campaign
@@ -41,7 +43,7 @@ def campaign_init(
                               api_key_file=str(api_key_file) if api_key_file else None)
     run_id = init_campaign(str(db), data=data, classes=classes, strategy=strategy, batch=batch, init=init,
                            options=options, learner=learner, seed=seed, min_fraction=min_fraction,
-                           strategy_params=parse_params(param, [strategy])[strategy],
+                           strategy_params=parse_params(param, [strategy])[strategy], adopt=adopt,
                            log=lambda m: console.print(m, highlight=False))
     console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
 
@@ -54,6 +56,9 @@ def campaign_run(
     min_fraction: Annotated[float | None, typer.Option(help="Share of a round that must be answered.")] = None,
     round_timeout: Annotated[str | None, typer.Option(help="Close a round after this long (e.g. 2h).")] = None,
     cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
+    run: Annotated[int | None, typer.Option(help="Campaign run to drive (default: the newest running one).")] = None,
+    label_studio_url: Annotated[str | None, typer.Option(
+        help="The server moved: check it holds this campaign's project, record the URL, then run.")] = None,
 ) -> None:
     """Pull answers, train, select and push the next batch; Ctrl-C stops (rc 130), running again resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -75,12 +80,32 @@ def campaign_run(
 
         n = run_campaign(str(db), until_labels=until_labels, poll=duration(poll), min_fraction=min_fraction,
                          round_timeout=duration(round_timeout) if round_timeout else None, on_progress=show,
-                         log=lambda m: progress.console.print(m, highlight=False), cluster=cluster)
+                         log=lambda m: progress.console.print(m, highlight=False), cluster=cluster, run=run,
+                         label_studio_url=label_studio_url)
     console.print(f"{n} label(s) in {db}")
 
 
+@campaign_app.command("set-url")
+def campaign_set_url(
+    db: Annotated[Path, typer.Option(help="Store of the campaign.")],
+    label_studio_url: Annotated[str, typer.Option(help="Where the campaign's Label Studio answers now.")],
+    run: Annotated[int | None, typer.Option(help="Campaign run (default: the newest running one).")] = None,
+) -> None:
+    """Point a campaign at its moved Label Studio server (checked to hold the same project)."""
+    from al_loop.campaign import set_campaign_url
+    from al_loop.errors import StoreError
+
+    if not db.exists():
+        raise StoreError(f"{db} does not exist; pass the --db of an existing campaign")
+    run_id = set_campaign_url(str(db), label_studio_url, run=run, log=lambda m: console.print(m, highlight=False))
+    console.print(f"run {run_id} goes on with `al-loop campaign run --db {db}`")
+
+
 @campaign_app.command("status")
-def campaign_status_cmd(db: Annotated[Path, typer.Option(help="Store of the campaign (read-only).")]) -> None:
+def campaign_status_cmd(
+    db: Annotated[Path, typer.Option(help="Store of the campaign (read-only).")],
+    run: Annotated[int | None, typer.Option(help="Show this campaign run only.")] = None,
+) -> None:
     """Per round: sent, labeled, skipped, quarantined, waiting; annotator throughput."""
     from rich.table import Table
     from rich.text import Text
@@ -91,6 +116,11 @@ def campaign_status_cmd(db: Annotated[Path, typer.Option(help="Store of the camp
     rows = campaign_status(str(db))
     if not rows:
         raise ConfigError(f"{db} holds no campaign; start one with `al-loop campaign init`")
+    if run is not None:
+        runs = sorted({r["run_id"] for r in rows})
+        rows = [r for r in rows if r["run_id"] == run]
+        if not rows:
+            raise ConfigError(f"run {run} is not a campaign run of {db} (campaign runs: {', '.join(map(str, runs))})")
     table = Table(title=f"campaign {db}")
     for col in ("run", "round", "state", "selected", "sent", "labeled", "skipped", "quarantined", "waiting",
                 "labels/hour by annotator"):

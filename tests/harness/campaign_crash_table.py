@@ -93,8 +93,8 @@ class TruthAnnotator:
         return n
 
     def keys(self) -> Counter[str]:
-        """How many tasks carry each key."""
-        return Counter(str(t.data.get("al_key")) for t in self.person.all_tasks())
+        """How many tasks carry each store key ``run:round:pool_id`` (a campaign id prefix is left out)."""
+        return Counter(":".join(str(t.data.get("al_key")).split(":")[-3:]) for t in self.person.all_tasks())
 
 
 # --------------------------------------------------------------------------- store views

@@ -341,7 +341,7 @@ def test_the_api_key_is_kept_out_of_the_store_outputs_and_errors(ls_server: Serv
     key_file.write_text(wrong + "\n")  # the file now holds a wrong key: refused at once, exit 2, one line
     refused = cli(["campaign", "run", "--db", db, "--poll", "0.2s"], env=env)
     msg = one_line_error(refused, key)
-    assert wrong not in msg and "HTTP 401" in msg and str(key_file) in msg and "LABEL_STUDIO_API_KEY" in msg
+    assert wrong not in msg and "HTTP 401" in msg and str(key_file) in msg and "LABEL_STUDIO_API_KEY" not in msg
     key_file.write_text(key)
 
     base = ["campaign", "init", "--db", tmp_path / "other.sqlite", "--data", "digits", "--labels",
