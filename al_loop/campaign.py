@@ -32,6 +32,7 @@ run's ``oracle_state`` (``url``), which wins over the one in the config.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.error
@@ -45,7 +46,7 @@ from typing import Any
 
 from al_loop.api import build_learner, build_pool, build_strategy, record_items, validate
 from al_loop.config import RunConfig
-from al_loop.controller import Controller
+from al_loop.controller import Controller, withdrawn_ids
 from al_loop.errors import ConfigError, DataError, OracleError, StoreError
 from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
@@ -56,6 +57,14 @@ from al_loop.types import RunStatus
 ORACLE = "label_studio"
 #: seconds ``campaign init`` retries a server that does not answer before it gives up (nothing is written)
 INIT_CONTACT_WAIT = 10.0
+#: seconds one oracle call of ``campaign run`` retries before the loop takes over (says "down", keeps waiting)
+CALL_WAIT = 4.0
+#: seconds between the loop's tries while the server is down
+OUTAGE_RETRY = 2.0
+#: default ``--retry-budget``: how long ``campaign run`` waits out one outage before it stops (state kept)
+RETRY_BUDGET = 3600.0
+#: seconds between "still down" lines during one outage
+STILL_DOWN_EVERY = 300.0
 
 
 def _check_url(url: str) -> None:
@@ -400,16 +409,27 @@ def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0
                  round_timeout: float | None = None, on_progress: Callable[[CampaignProgress], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep, cluster: str | None = None,
-                 run: int | None = None, label_studio_url: str | None = None, **oracle_extra: Any) -> int:
+                 run: int | None = None, label_studio_url: str | None = None,
+                 retry_budget: float = RETRY_BUDGET, still_down_every: float = STILL_DOWN_EVERY,
+                 full_pull_every: float | None = None, **oracle_extra: Any) -> int:
     """Drive the store's unfinished campaign until ``until_labels`` labels, the end, or ``should_stop``.
 
-    Label Studio being down or slow is logged in one line and retried; it never
-    ends the loop. ``run`` picks the campaign run (default: the newest running
+    A server that is down, slow or rate-limiting: each oracle call retries for
+    ``CALL_WAIT`` seconds, then the loop says in one line that the server is
+    down and keeps waiting (a reminder every ``still_down_every`` seconds, one
+    line when it is back); after ``retry_budget`` seconds of one outage it stops
+    with one line, the state kept. At ``until_labels`` every open round is
+    pulled once more before stopping. ``full_pull_every`` overrides
+    :attr:`Controller.full_pull_every`. ``run`` picks the campaign run (default: the newest running
     one); ``label_studio_url`` first moves it to that URL (see
     :func:`set_campaign_url`). Returns the number of labels in the store at the end.
     """
     log = log or (lambda _m: None)
     should_stop = should_stop or (lambda: False)
+    if not (math.isfinite(retry_budget) and retry_budget > 0):
+        raise ConfigError(f"--retry-budget must be a positive duration (e.g. 10m), got {retry_budget:g} s")
+    if "retry" not in oracle_extra:  # the loop waits for a server that is down itself, and says so
+        oracle_extra.setdefault("max_wait", CALL_WAIT)
     if label_studio_url is not None:
         run = set_campaign_url(db, label_studio_url, run=run, log=log,
                                **{k: v for k, v in oracle_extra.items() if k == "retry"})
@@ -431,9 +451,11 @@ def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0
                 strategy = maybe_distribute(build_strategy(config.strategy, config.strategy_params), runner)
                 ctl = Controller(store, run_id, pool, build_learner(config.learner, pool), strategy, oracle,
                                  log=log, round_timeout=round_timeout, min_fraction=min_fraction)
+                if full_pull_every is not None:
+                    ctl.full_pull_every = full_pull_every
                 try:
                     return _loop(store, run_id, ctl, lease, until_labels, poll, on_progress, should_stop, log,
-                                 sleep)
+                                 sleep, _Patience(retry_budget, still_down_every))
                 except OracleError as exc:
                     raise _fatal(exc, params, oracle.project_id, db=db, run_id=run_id, api_key=api_key) from None
         finally:
@@ -446,22 +468,91 @@ def _labeled(store: Store, run_id: int) -> int:
     return sum(r.status == "labeled" for r in store.labels(run_id))
 
 
+def _span(seconds: float) -> str:
+    """``75 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class _Patience:
+    """How the loop waits out an outage; ``since``/``told`` (monotonic) describe the current one."""
+
+    budget: float
+    still_down_every: float
+    clock: Callable[[], float] = time.monotonic
+    since: float | None = None
+    told: float = 0.0
+
+    def failed(self, exc: OracleError, log: Callable[[str], None]) -> None:
+        """A call found the server down: say so once (then a reminder now and then), or give up."""
+        now, url = self.clock(), getattr(exc, "url", "?")
+        if self.since is None:
+            self.since, self.told = now - float(getattr(exc, "waited", 0.0)), now
+            log(f"Label Studio at {url} is down ({exc.what} while trying to {exc.op}); "  # type: ignore[attr-defined]
+                f"the loop keeps waiting, state kept (Ctrl-C stops it; gives up after --retry-budget "
+                f"{_span(self.budget)})")
+            return
+        down = now - self.since
+        if down >= self.budget:
+            raise OracleError(f"Label Studio at {url} has been down for {_span(down)} (--retry-budget "
+                              f"{_span(self.budget)}); campaign run stopped with the state kept: run it again "
+                              "once the server answers")
+        if now - self.told >= self.still_down_every:
+            self.told = now
+            log(f"Label Studio at {url} is still down after {_span(down)}; the loop keeps waiting")
+
+    def answered(self, log: Callable[[str], None], url: str) -> None:
+        if self.since is not None:
+            log(f"Label Studio at {url} is back after {_span(self.clock() - self.since)}; the loop goes on")
+            self.since = None
+
+
+def _final_pull(store: Store, run_id: int, ctl: Controller) -> str:
+    """Pull every open round once more (answers given since the last pull); what it brought, in words."""
+    rounds = [r.idx for r in store.rounds(run_id)
+              if r.state == "AWAITING" or (r.state == "LABELED" and store.round_progress(run_id, r.idx)["waiting"])]
+    if not rounds:
+        return "no round is open"
+    try:
+        got = ctl.pull(rounds)
+    except OracleError as exc:
+        if getattr(exc, "status", None) is not None:
+            raise
+        return f"the final pull failed ({exc.__class__.__name__}); `al-loop campaign pull` collects the answers later"
+    new = got["labeled"] + got["skipped"] + got["quarantined"]
+    return (f"a final pull of round(s) {', '.join(map(str, rounds))} got {new} new answer(s)"
+            + (f" and {got['deleted']} withdrawn" if got["deleted"] else ""))
+
+
 def _loop(store: Store, run_id: int, ctl: Controller, lease: RunLease, until_labels: int | None, poll: float,
           on_progress: Callable[[CampaignProgress], None] | None, should_stop: Callable[[], bool],
-          log: Callable[[str], None], sleep: Callable[[float], None]) -> int:
+          log: Callable[[str], None], sleep: Callable[[float], None], patience: _Patience | None = None) -> int:
+    patience = patience or _Patience(RETRY_BUDGET, STILL_DOWN_EVERY)
+    url = getattr(ctl.oracle, "url", "?")
     failures = 0
     while not should_stop():
         lease.check()
         labeled = _labeled(store, run_id)
         if until_labels is not None and labeled >= until_labels:
-            log(f"run {run_id}: {labeled} labels reached (--until-labels {until_labels}); stopping")
+            pulled = _final_pull(store, run_id, ctl)
+            labeled = _labeled(store, run_id)
+            log(f"run {run_id}: {labeled} labels reached (--until-labels {until_labels}); {pulled}; stopping")
             return labeled
         try:
             result = ctl.step()
             failures = 0
+            patience.answered(log, url)
         except OracleError as exc:
             if getattr(exc, "status", None) is not None:  # an HTTP answer (bad key, project gone): no retry helps
                 raise
+            if hasattr(exc, "waited"):  # the server is down, slow or rate-limiting (LabelStudioUnavailable)
+                patience.failed(exc, log)
+                _sleep_until(min(poll, OUTAGE_RETRY), should_stop, sleep)
+                continue
             failures += 1
             wait = min(poll * failures, 300.0)
             log(f"Label Studio: {exc}; state kept, retrying in {wait:.0f} s")
@@ -485,6 +576,42 @@ def _sleep_until(seconds: float, should_stop: Callable[[], bool], sleep: Callabl
         sleep(min(0.2, max(0.0, end - time.monotonic())))
 
 
+def pull_campaign(db: str, *, run: int | None = None, log: Callable[[str], None] | None = None,
+                  **oracle_extra: Any) -> dict[str, int]:
+    """Collect the answers of every sent round of a campaign run, without training, selecting or moving a round.
+
+    Late labels, edits and deletions are applied as ``campaign run`` would apply
+    them; the next ``campaign run`` goes on from there. Returns the counts of
+    what changed (``labeled``, ``skipped``, ``quarantined``, ``deleted``) and ``rounds``.
+    """
+    log = log or (lambda _m: None)
+    store = Store(db)
+    try:
+        run_id = pick_run(store, db, run)
+        params = campaign_params(store, run_id)
+        api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
+        try:
+            oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
+        except OracleError as exc:
+            raise _fatal(exc, params, params.get("title"), db=db, run_id=run_id, api_key=api_key) from None
+        try:
+            config = store.config(run_id)
+            pool = build_pool(config)
+            with RunLease(store, run_id):
+                ctl = Controller(store, run_id, pool, build_learner(config.learner, pool),
+                                 build_strategy(config.strategy, config.strategy_params), oracle, log=log)
+                rounds = [r.idx for r in store.rounds(run_id) if r.state in ("AWAITING", "LABELED")]
+                try:
+                    got = ctl.pull(rounds)
+                except OracleError as exc:
+                    raise _fatal(exc, params, oracle.project_id, db=db, run_id=run_id, api_key=api_key) from None
+            return {**got, "rounds": len(rounds), "run_id": run_id}
+        finally:
+            oracle.close()
+    finally:
+        store.close()
+
+
 def campaign_status(db: str) -> list[dict[str, Any]]:
     """Per campaign round: sent, labeled, skipped, quarantined, waiting, annotator throughput (labels/hour)."""
     store = Store(db, readonly=True)
@@ -497,6 +624,8 @@ def campaign_status(db: str) -> list[dict[str, Any]]:
                 by_round.setdefault(lab.round, []).append(lab)
             for rnd in store.rounds(run_id):
                 prog = store.round_progress(run_id, rnd.idx)
+                prog["withdrawn"] = len(withdrawn_ids(store, run_id, rnd.idx))  # not waiting: never asked again
+                prog["waiting"] = max(0, prog["waiting"] - prog["withdrawn"])
                 rows.append({"run_id": run_id, "round": rnd.idx, "state": rnd.state, **prog,
                              "throughput": _throughput(by_round.get(rnd.idx, []))})
         return rows

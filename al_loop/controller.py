@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -30,6 +30,20 @@ from al_loop.store import Store
 from al_loop.strategy import Strategy
 from al_loop.types import OutboxItem, QueryContext, RoundState, RunStatus
 from al_loop.view import ModelView
+
+
+def withdrawn_ids(store: Store, run_id: int, idx: int) -> list[int]:
+    """Pool ids of round ``idx`` whose answer a person withdrew after the round closed (and not answered again).
+
+    Kept in the ``oracle_state`` table (key ``withdrawn:<round>``): such an item is
+    not asked again (it was selected once); ``campaign status`` shows it.
+    """
+    raw = store.oracle_state(run_id, f"withdrawn:{idx}")
+    ids = [int(p) for p in json.loads(raw)] if raw else []
+    if not ids:
+        return []
+    answered = set(store.round_answers(run_id, idx))
+    return [p for p in ids if p not in answered]
 
 
 def derived_seed(seed: int, round_: int) -> int:
@@ -74,6 +88,9 @@ class Controller:
         #: seconds between checks that every item of a waiting round is still at the oracle
         #: (a person may delete a task); only for asynchronous oracles
         self.reconcile_every = 60.0
+        #: seconds between pulls of every closed round before training (edits, deletions); see :meth:`_pull_all`
+        self.full_pull_every = 600.0
+        self._last_full_pull: float | None = None
         self._class_index = {c: i for i, c in enumerate(pool.classes)}
 
     # -- the loop ---------------------------------------------------------------------
@@ -266,11 +283,45 @@ class Controller:
         self._last_reconcile = time.monotonic()
 
     def _pull_all(self, upto: int) -> None:
-        """Pull answers of every earlier round (late labels, edits, deletions)."""
-        for r in range(upto):
+        """Pull answers of earlier rounds (late labels, edits, deletions) before training round ``upto``.
+
+        Each time: the round just closed and every round with items still unanswered. The other
+        rounds (only edits and deletions can change them) at the first training of this process
+        and then every ``full_pull_every`` seconds, so a pull does not grow with the number of rounds.
+        """
+        now = time.monotonic()
+        full = self._last_full_pull is None or now - self._last_full_pull >= self.full_pull_every
+        rounds = list(range(upto)) if full else [
+            r for r in range(upto) if r == upto - 1 or self.store.round_progress(self.run_id, r)["waiting"] > 0]
+        self.pull(rounds)
+        if full:
+            self._last_full_pull = now
+
+    def pull(self, rounds: Iterable[int]) -> dict[str, int]:
+        """Collect and apply the answers of ``rounds``; no state changes. Counts of what changed."""
+        total = {"labeled": 0, "skipped": 0, "quarantined": 0, "deleted": 0}
+        for r in rounds:
             answers = self.oracle.collect(self.run_id, r)
             if answers:
-                self.store.apply_answers(self.run_id, r, answers, self.pool.classes)
+                for k, v in self._apply(r, answers).items():
+                    if k in total:
+                        total[k] += v
+        return total
+
+    def _apply(self, idx: int, answers: list) -> dict[str, int]:
+        """Apply answers to round ``idx``; an answer withdrawn from a closed round is recorded and said."""
+        before = self.store.round_answers(self.run_id, idx)
+        counts = self.store.apply_answers(self.run_id, idx, answers, self.pool.classes)
+        gone = sorted(a.pool_id for a in answers
+                      if a.status == "deleted" and a.annotation_id is not None and before.get(a.pool_id) == a.annotation_id)
+        state = next((r.state for r in self.store.rounds(self.run_id) if r.idx == idx), None)
+        if gone and state == RoundState.LABELED.value:
+            known = set(withdrawn_ids(self.store, self.run_id, idx))
+            self.store.set_oracle_state(self.run_id, f"withdrawn:{idx}", json.dumps(sorted(known | set(gone))))
+            shown = ", ".join(map(str, gone[:5])) + (", ..." if len(gone) > 5 else "")
+            self.log(f"run {self.run_id} round {idx}: {len(gone)} answer(s) withdrawn in Label Studio (pool ids "
+                     f"{shown}); they leave the campaign and `campaign status` counts them as withdrawn")
+        return counts
 
     def _await(self, idx: int, since: str) -> str:
         stale = (getattr(self.oracle, "asynchronous", False)

@@ -47,7 +47,9 @@ Faults
 A server that is down, times out, or answers 5xx/408/429 is retried with
 exponential backoff (capped; ``Retry-After`` honoured) until
 ``LabelStudioRetry.max_wait`` seconds of waiting per call, then a one-line
-:class:`~al_loop.errors.OracleError` is raised; reads are simply repeated and
+:class:`LabelStudioUnavailable` (an :class:`~al_loop.errors.OracleError`) is
+raised (``campaign run`` gives a call a few seconds and waits itself; a
+connection that does not open within ``CONNECT_TIMEOUT`` counts as down); reads are simply repeated and
 writes go through lookup first, so nothing is lost or doubled. A rejected API
 key raises at once, naming ``LABEL_STUDIO_API_KEY``. The key itself never
 appears in messages, logs or reprs.
@@ -85,6 +87,8 @@ KINDS = {"image": "Image", "text": "Text"}
 MODEL_VERSION = "al-loop"
 ENV_URL = "LABEL_STUDIO_URL"
 ENV_API_KEY = "LABEL_STUDIO_API_KEY"
+#: seconds to open a connection; a server that does not accept within it counts as down
+CONNECT_TIMEOUT = 5.0
 
 
 # --------------------------------------------------------------------------- configuration
@@ -377,7 +381,8 @@ def connect(url: str, api_key: str, timeout: float = 60.0) -> LabelStudio:
     import httpx
     from label_studio_sdk import LabelStudio
 
-    http = httpx.Client(timeout=timeout, follow_redirects=True)
+    # A server that is down must show within seconds (the campaign loop says so); a slow answer may take ``timeout``.
+    http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)), follow_redirects=True)
     return LabelStudio(base_url=url.rstrip("/"), api_key=api_key, max_retries=0, httpx_client=http)
 
 
@@ -387,6 +392,20 @@ class LabelStudioHTTPError(OracleError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LabelStudioUnavailable(OracleError):
+    """The server stayed down, slow or rate-limiting for a call's whole retry budget.
+
+    Nothing was lost: reads are repeated and writes are looked up first. The
+    campaign loop catches it, says once that the server is down and keeps
+    waiting; ``url``, ``op`` (what was tried), ``what`` (the last failure) and
+    ``waited`` (seconds) let it say so in its own words.
+    """
+
+    def __init__(self, message: str, url: str, op: str, what: str, waited: float) -> None:
+        super().__init__(message)
+        self.url, self.op, self.what, self.waited = url, op, what, waited
 
 
 class _Transient(Exception):
@@ -444,12 +463,13 @@ class _Backoff:
         if failure.retry_after is not None:
             delay = failure.retry_after
         if left <= 0 or delay > left + 1e-9:
-            raise OracleError(
+            raise LabelStudioUnavailable(
                 f"Label Studio at {self.url} failed to {op} ({failure.what}) after {self.attempt + 1} tries "
                 f"and {self.waited:.0f}s of waiting; check the server and rerun (nothing was lost), "
-                f"or raise the retry budget (max_wait={self.retry.max_wait:g}s)"
+                f"or raise the retry budget (max_wait={self.retry.max_wait:g}s)",
+                self.url, op, failure.what, self.waited,
             )
-        self.sleep(delay)
+        self.sleep(delay)  # Ctrl-C interrupts it (KeyboardInterrupt is never caught here)
         self.slept += delay
         self.attempt += 1
 
@@ -602,6 +622,10 @@ class LabelStudioOracle(Oracle):
         Injected by tests (defaults ``time.sleep`` / ``time.monotonic``).
     campaign_id : str, optional
         The campaign that owns the tasks (see *Task layout*); None: old keys.
+    max_wait : float, optional
+        Overrides ``retry.max_wait``: the campaign loop gives each call a few
+        seconds (it waits for a server that is down itself, and says so),
+        while a direct user of the oracle keeps the long default.
     """
 
     name = "label_studio"
@@ -622,12 +646,15 @@ class LabelStudioOracle(Oracle):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         campaign_id: str | None = None,
+        max_wait: float | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._api_key = api_key
         self.project_id = int(project_id)
         self.classes = tuple(str(c) for c in classes)
         self.retry = retry or LabelStudioRetry()
+        if max_wait is not None:
+            self.retry = replace(self.retry, max_wait=float(max_wait))
         self.previous_answers = previous_answers
         self.sleep = sleep
         self.clock = clock

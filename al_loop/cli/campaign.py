@@ -59,6 +59,8 @@ def campaign_run(
     run: Annotated[int | None, typer.Option(help="Campaign run to drive (default: the newest running one).")] = None,
     label_studio_url: Annotated[str | None, typer.Option(
         help="The server moved: check it holds this campaign's project, record the URL, then run.")] = None,
+    retry_budget: Annotated[str, typer.Option(
+        help="How long to wait out one outage of the server before stopping (state kept), e.g. 10m, 2h.")] = "1h",
 ) -> None:
     """Pull answers, train, select and push the next batch; Ctrl-C stops (rc 130), running again resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,8 +83,26 @@ def campaign_run(
         n = run_campaign(str(db), until_labels=until_labels, poll=duration(poll), min_fraction=min_fraction,
                          round_timeout=duration(round_timeout) if round_timeout else None, on_progress=show,
                          log=lambda m: progress.console.print(m, highlight=False), cluster=cluster, run=run,
-                         label_studio_url=label_studio_url)
+                         label_studio_url=label_studio_url, retry_budget=duration(retry_budget))
     console.print(f"{n} label(s) in {db}")
+
+
+@campaign_app.command("pull")
+def campaign_pull(
+    db: Annotated[Path, typer.Option(help="Store of the campaign.")],
+    run: Annotated[int | None, typer.Option(help="Campaign run (default: the newest running one).")] = None,
+) -> None:
+    """Collect the answers given in Label Studio, without training, selecting or closing a round."""
+    from al_loop.campaign import pull_campaign
+    from al_loop.errors import StoreError
+
+    if not db.exists():
+        raise StoreError(f"{db} does not exist; pass the --db of an existing campaign")
+    interrupt_hint("campaign pull", db, f"al-loop campaign pull --db {db}")
+    got = pull_campaign(str(db), run=run, log=lambda m: console.print(m, highlight=False))
+    console.print(f"run {got['run_id']}: pulled {got['rounds']} round(s): {got['labeled']} new label(s), "
+                  f"{got['skipped']} skipped, {got['quarantined']} quarantined, {got['deleted']} withdrawn; "
+                  f"`al-loop campaign run --db {db}` goes on from there")
 
 
 @campaign_app.command("set-url")
@@ -122,11 +142,12 @@ def campaign_status_cmd(
         if not rows:
             raise ConfigError(f"run {run} is not a campaign run of {db} (campaign runs: {', '.join(map(str, runs))})")
     table = Table(title=f"campaign {db}")
-    for col in ("run", "round", "state", "selected", "sent", "labeled", "skipped", "quarantined", "waiting",
-                "labels/hour by annotator"):
+    for col in ("run", "round", "state", "selected", "sent", "labeled", "skipped", "quarantined", "withdrawn",
+                "waiting", "labels/hour by annotator"):
         table.add_column(col)
     for r in rows:
         tp = ", ".join(f"{k}: {'-' if v is None else v}" for k, v in sorted(r["throughput"].items())) or "-"
         table.add_row(str(r["run_id"]), str(r["round"]), r["state"], str(r["selected"]), str(r["sent"]),
-                      str(r["labeled"]), str(r["skipped"]), str(r["quarantined"]), str(r["waiting"]), Text(tp))
+                      str(r["labeled"]), str(r["skipped"]), str(r["quarantined"]), str(r.get("withdrawn", 0)),
+                      str(r["waiting"]), Text(tp))
     out_console.print(table)

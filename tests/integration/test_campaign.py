@@ -290,7 +290,8 @@ def test_campaign_survives_faults_without_duplicates_or_lost_labels(
     assert "429" in proxy.outcomes("/api/tasks")
     assert outage, "round 2 was never seen waiting"
     during = [m for t, m in driven.log if outage[0] <= t <= outage[0] + 6.0 and "Label Studio" in m]
-    assert during and "retrying" in during[0] and "state kept" in during[0], driven.log
+    assert during and "is down" in during[0] and "keeps waiting" in during[0] and "state kept" in during[0], driven.log
+    assert any("is back after" in m for _, m in driven.log), driven.log
     assert all("\n" not in m for _, m in driven.log)
     assert violations(camp.db, camp.person, driven.observed, reference) == []
 
