@@ -6,14 +6,19 @@ store records only *where* to find it (``api_key_env`` / ``api_key_file``),
 never the key, and no message prints it. The Label Studio oracle is reached
 through the ORACLES registry, so this module does not import the SDK.
 
-Label Studio being down, slow, 5xx or 429 is retried (one log line per failed
-step); an HTTP answer that no retry fixes (the key refused, 401/403; the
-project gone, 404) ends the command with one line naming the cause, and the
-store keeps its state. ``campaign init`` gives a server that does not answer
-``INIT_CONTACT_WAIT`` seconds, then stops before writing anything. A task a
-person deletes: its answer, if any, is withdrawn from the store at the next
-pull; a running loop keeps waiting for the item (``status`` counts it as
-waiting) and the next ``campaign run`` sends it again, once, with the same key.
+Label Studio being down, slow, 5xx or 429: each call retries ``CALL_WAIT``
+seconds, then the loop says once that the server is down and keeps waiting
+(a reminder every ``STILL_DOWN_EVERY`` seconds, one line when it is back; it
+stops with one line after ``--retry-budget``); an HTTP answer that no retry
+fixes (the key refused, 401/403; the project gone, 404) ends the command with
+one line naming the cause, and the store keeps its state. ``campaign init``
+gives a server that does not answer ``INIT_CONTACT_WAIT`` seconds, then stops
+before writing anything. A task a person deletes in the round being waited
+for: its answer, if any, is withdrawn at the next pull, the loop keeps waiting
+for the item and the next ``campaign run`` sends it again, once, with the same
+key. An answer withdrawn from a closed round is recorded as withdrawn (shown by
+``status``) and not asked again. ``--until-labels`` pulls the open rounds once
+more before it stops; ``pull_campaign`` (``campaign pull``) only collects.
 
 Ownership: ``campaign init`` draws a campaign id (``uuid4().hex[:12]``, kept in
 the run's ``oracle_params`` so it is written with the run, in one transaction);
