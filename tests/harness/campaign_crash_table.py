@@ -24,6 +24,20 @@ Run ``python -m tests.harness.campaign_crash_table --trials 10`` (with
 
 Children are forked from a single-threaded parent that has the imports loaded,
 so a trial costs seconds instead of fresh interpreters.
+
+Server rows (``--server-dir DIR``, a folder whose ``venv`` holds Label Studio,
+e.g. a symlink to the shared server's): the campaign runs against a private
+server started from DIR with ``scripts/labelstudio.sh``; when round 1 waits
+for people, the server is killed with SIGKILL (the whole process group) and
+
+- ``server restart, same port``: started again with ``LS_KEEP_DATA=1``; it must
+  come back on its port and the running ``campaign run`` goes on by itself;
+- ``server moved, set-url``: started again on another port (``LS_PORT``); the
+  running ``campaign run`` is stopped, ``set_campaign_url`` points the store at
+  the new URL (checked to be the same project) and a new run finishes.
+
+The same invariants are checked (one task per key, no lost or invented label,
+rounds only forward, selections and labels equal to the simulation).
 """
 
 from __future__ import annotations
@@ -297,6 +311,170 @@ def run_trial(point: str | None, trial: int, tmp: str, url: str, api_key: str,
             delete_project(url, api_key, project_id)
 
 
+SERVER_EVENTS = ["server restart, same port", "server moved, set-url"]
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "labelstudio.sh"
+
+
+class PrivateServer:
+    """A Label Studio started from ``dir`` with ``scripts/labelstudio.sh`` (stopped by its pid group)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.dir = Path(folder)
+
+    def script(self, command: str, **env: str) -> None:
+        import subprocess
+
+        clean = {k: v for k, v in os.environ.items() if k not in ("LS_PORT", "LS_KEEP_DATA")}
+        done = subprocess.run(["bash", str(SCRIPT), command, str(self.dir)], capture_output=True, text=True,
+                              timeout=240, env={**clean, **env})
+        if done.returncode != 0:
+            raise RuntimeError(f"labelstudio.sh {command} failed: {done.stderr.strip()[-500:]}")
+
+    @property
+    def url(self) -> str:
+        return dict(w.split("=", 1) for w in (self.dir / "env").read_text().split()[1:])["LABEL_STUDIO_URL"]
+
+    @property
+    def key(self) -> str:
+        return (self.dir / "token").read_text().strip()
+
+    def kill(self) -> None:
+        """SIGKILL to the server's process group (a crash), then wait until it is gone."""
+        pid = int((self.dir / "pid").read_text())
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        for _ in range(100):
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_server_trial(event: str, trial: int, tmp: str, server: PrivateServer,
+                     reference: dict[str, list[tuple[Any, ...]]] | None, seed: int = 0,
+                     log: Callable[[str], None] = print) -> tuple[bool, list[str]]:
+    """One trial of a server event; returns ``(the event happened as intended, violations)``."""
+    from al_loop.api import build_pool
+    from al_loop.campaign import CampaignOptions, init_campaign, run_campaign, set_campaign_url
+    from al_loop.store import Store
+
+    db = str(Path(tmp) / f"server-{trial}-{uuid.uuid4().hex[:6]}.sqlite")
+    stop_flag = Path(db + ".stop")
+    target = INIT + ROUNDS * BATCH
+    url = server.url
+    options = CampaignOptions(url=url, title=f"al-loop-server-{trial}-{uuid.uuid4().hex[:8]}", kind="image")
+    env_key = os.environ.get("LABEL_STUDIO_API_KEY")
+    os.environ["LABEL_STUDIO_API_KEY"] = server.key
+    try:
+        def init() -> None:
+            init_campaign(db, data="digits", classes=CLASSES, strategy="margin", batch=BATCH, init=INIT, seed=seed,
+                          options=options)
+
+        if (code := fork(init)) != 0:
+            return False, [f"campaign init failed ({code})"]
+        store = Store(db, readonly=True)
+        try:
+            (run_id,) = [r.id for r in store.runs()]
+            project_id = int(store.oracle_state(run_id, "project_id") or -1)
+            pool = build_pool(store.config(run_id))
+        finally:
+            store.close()
+        person = TruthAnnotator(url, server.key, project_id, pool)
+        observed = [observe(db)]
+        happened: list[str] = []
+
+        def people() -> None:
+            if not happened and observe(db) == (1, 3):  # round 1 waits for people: the server crashes
+                server.kill()
+                if event == SERVER_EVENTS[0]:
+                    server.script("start", LS_KEEP_DATA="1")
+                    happened.append("same" if server.url == url else f"moved to {server.url}")
+                else:
+                    server.script("start", LS_KEEP_DATA="1", LS_PORT=str(_free_port()))
+                    happened.append("moved" if server.url != url else "same")
+                    stop_flag.touch()  # the loop cannot reach the old URL: stop it, then set-url
+                    from tests.integration.annotator import Annotator
+
+                    person.person = Annotator(server.url, server.key, project_id)  # the browser moves too
+                    return
+            if not stop_flag.exists() or event == SERVER_EVENTS[0]:
+                person.answer_pending()
+            observed.append(observe(db))
+
+        def run() -> None:
+            run_campaign(db, until_labels=target, poll=0.1, should_stop=stop_flag.exists)
+
+        code = fork(run, None, people)
+        observed.append(observe(db))
+        if code != 0:
+            return bool(happened), [f"the run during the server event failed ({code})"]
+        intended = happened == (["same"] if event == SERVER_EVENTS[0] else ["moved"])
+        if event == SERVER_EVENTS[1]:
+            new_url = server.url
+
+            def move() -> None:
+                set_campaign_url(db, new_url)
+
+            if (code := fork(move)) != 0:
+                return intended, [f"set-url failed ({code})"]
+            stop_flag.unlink()
+            code = fork(run, None, people)
+            observed.append(observe(db))
+            if code != 0:
+                return intended, [f"the run after set-url failed ({code})"]
+        return intended, violations(db, person, observed, reference)
+    finally:
+        if env_key is None:
+            os.environ.pop("LABEL_STUDIO_API_KEY", None)
+        else:
+            os.environ["LABEL_STUDIO_API_KEY"] = env_key
+
+
+def run_server_table(trials: int, server_dir: str, log: Callable[[str], None] = print,
+                     events: list[str] | None = None) -> list[tuple[str, int, int, int]]:
+    """Rows ``(event, trials, trials where it happened as intended, trials with violations)``.
+
+    Starts a private server from ``server_dir`` (fresh data) and stops it at the end.
+    """
+    import al_loop.api  # noqa: F401  (imported once in the parent; children inherit it)
+    import al_loop.campaign  # noqa: F401
+    import oracles.label_studio  # noqa: F401
+    import tests.integration.annotator  # noqa: F401
+
+    server = PrivateServer(server_dir)
+    server.script("start", LS_PORT=str(_free_port()))
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            refs = {seed: reference_for(tmp, seed) for seed in sorted({t % 3 for t in range(trials)})}
+            for event in events or SERVER_EVENTS:
+                happened = bad = 0
+                for trial in range(trials):
+                    ok, broken = run_server_trial(event, trial, tmp, server, refs[trial % 3], seed=trial % 3,
+                                                  log=log)
+                    happened += ok
+                    if broken:
+                        bad += 1
+                        log(f"{event} trial {trial}: {broken}")
+                rows.append((event, trials, happened, bad))
+                log(f"{event}: {trials} trial(s), as intended {happened}, violations {bad}")
+    finally:
+        server.kill()
+        (Path(server_dir) / "pid").unlink(missing_ok=True)
+    return rows
+
+
 def run_table(trials: int, points: list[str], url: str, api_key: str,
               log: Callable[[str], None] = print) -> list[tuple[str, int, int, int]]:
     """Rows ``(point, trials, killed there, trials with violations)``."""
@@ -335,13 +513,24 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--points", nargs="*", default=CRASH_POINTS)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--server-dir", default=None,
+                        help="folder with a Label Studio venv: add the server restart / moved rows (private server)")
+    parser.add_argument("--server-trials", type=int, default=None, help="trials per server row (default --trials)")
     args = parser.parse_args()
+    if args.server_dir and not args.points:  # only the server rows
+        rows = run_server_table(args.server_trials or args.trials, args.server_dir,
+                                log=lambda m: print(m, file=sys.stderr))
+        print(format_table(rows).replace("crash point", "server event").replace("killed there", "as intended"))
+        return 1 if any(r[3] or r[2] < r[1] for r in rows) else 0
     url, key = os.environ.get("LABEL_STUDIO_URL", ""), os.environ.get("LABEL_STUDIO_API_KEY", "")
     if not url or not key:
         print("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (scripts/labelstudio.sh start DIR; source DIR/env)",
               file=sys.stderr)
         return 2
     rows = run_table(args.trials, args.points, url.rstrip("/"), key, log=lambda m: print(m, file=sys.stderr))
+    if args.server_dir:
+        rows += run_server_table(args.server_trials or args.trials, args.server_dir,
+                                 log=lambda m: print(m, file=sys.stderr))
     if args.json:
         args.json.write_text(json.dumps(rows))
     print(format_table(rows))

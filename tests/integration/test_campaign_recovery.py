@@ -348,3 +348,25 @@ def test_a_wrong_key_names_the_variable_actually_used(ls_server: Server, tmp_pat
                           ls_server.api_key)
     assert "HTTP 401" in line and "set MY_LS_KEY to a valid token" in line and "LABEL_STUDIO_API_KEY" not in line
     assert wrong not in line and not db.exists()
+
+
+# --------------------------------------------------------------------------- the crash table's server rows
+
+
+def test_campaign_crash_harness_server_rows_one_trial_each(private: Private) -> None:
+    import tempfile
+
+    from tests.harness.campaign_crash_table import (
+        SERVER_EVENTS,
+        PrivateServer,
+        reference_for,
+        run_server_trial,
+    )
+
+    lines: list[str] = []
+    server = PrivateServer(private.dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = reference_for(tmp, 0)
+        for event in SERVER_EVENTS:
+            intended, broken = run_server_trial(event, 0, tmp, server, ref, log=lines.append)
+            assert intended and broken == [], (event, broken, lines)
