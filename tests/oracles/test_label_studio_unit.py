@@ -111,6 +111,14 @@ def test_task_carries_key_fields_and_prediction() -> None:
                                "value": {"choices": ["dog"]}}]
 
 
+def test_a_campaign_id_prefixes_the_key_and_is_carried_in_the_data() -> None:
+    item = OutboxItem(run_id=2, round=1, pool_id=42, payload={"text": "x"})
+    data = task_for(item, CLASSES, "c0ffee123456")["data"]
+    assert data["al_key"] == "c0ffee123456:2:1:42" and data["al_campaign"] == "c0ffee123456"
+    assert (data["al_run"], data["al_round"], data["al_pool_id"]) == (2, 1, 42)
+    assert "al_campaign" not in task_for(item, CLASSES)["data"]  # stores without a campaign id: old keys
+
+
 def test_every_round_attaches_its_prediction_under_one_model_version() -> None:
     # Label Studio shows only the predictions of the project's model_version, fixed at the first import
     versions = {task_for(OutboxItem(run_id=run, round=r, pool_id=1, payload={"text": "x"},
