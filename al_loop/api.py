@@ -14,7 +14,14 @@ from typing import Any
 from al_loop.config import RunConfig
 from al_loop.controller import Controller
 from al_loop.datasets import load_dataset, make_pool
-from al_loop.errors import AlLoopError, ConfigError, PluginMissingError, RunFailedError, RunLockedError, StoreError
+from al_loop.errors import (
+    AlLoopError,
+    ConfigError,
+    PluginMissingError,
+    RunFailedError,
+    RunLockedError,
+    StoreError,
+)
 from al_loop.learners.base import Learner
 from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
