@@ -46,16 +46,17 @@ def campaign_of(db: str | Path, url: str, key: str) -> Campaign:
     return Campaign(str(db), run_id, project_id, TruthAnnotator(url, key, project_id, pool))
 
 
-def project_ids(server: Server) -> set[int]:
+def project_titles(server: Server) -> list[str]:
+    """Titles of all projects of the server (other sessions share it: tests look for their own title)."""
     from oracles.label_studio import connect
 
     client = connect(server.url, server.api_key)
-    out: set[int] = set()
+    out: list[str] = []
     page = 1
     while True:
         pager = client.projects.list(page=page, page_size=100)
         items = list(pager.items or [])
-        out |= {int(p.id) for p in items}
+        out += [str(p.title) for p in items]
         if not items or getattr(pager.response, "next", None) is None:
             return out
         page += 1
@@ -299,11 +300,10 @@ def test_a_deleted_project_advises_a_command_that_works_and_run_picks_the_run(ls
 
 
 def test_a_missing_db_folder_is_named_before_any_project_is_created(ls_server: Server, tmp_path: Path) -> None:
-    before = project_ids(ls_server)
-    db = tmp_path / "no-such-folder" / "c.sqlite"
-    line = one_line_error(cli(init_args(db, ls_server.url, title())), ls_server.api_key)
+    db, name = tmp_path / "no-such-folder" / "c.sqlite", title()
+    line = one_line_error(cli(init_args(db, ls_server.url, name)), ls_server.api_key)
     assert f"({tmp_path / 'no-such-folder'}) does not exist" in line and "backup" not in line
-    assert project_ids(ls_server) == before and not db.parent.exists()
+    assert name not in project_titles(ls_server) and not db.parent.exists()  # no project was created
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
