@@ -340,6 +340,19 @@ def campaign_runs(store: Store) -> list[int]:
     return [r.id for r in store.runs() if r.id is not None and store.config(r.id).oracle == ORACLE]
 
 
+def _open_run(store: Store, db: str, run: int | None,
+              oracle_extra: dict[str, Any]) -> tuple[int, dict[str, Any], str, Oracle]:
+    """The campaign run to drive or pull (``--run`` or the newest running one), its parameters, key and oracle."""
+    run_id = pick_run(store, db, run)
+    params = campaign_params(store, run_id)
+    api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
+    try:
+        oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
+    except OracleError as exc:
+        raise _fatal(exc, params, params.get("title"), db=db, run_id=run_id, api_key=api_key) from None
+    return run_id, params, api_key, oracle
+
+
 def pick_run(store: Store, db: str, run: int | None) -> int:
     """The campaign run ``run``, or without it the newest running campaign run."""
     runs = campaign_runs(store)
@@ -440,13 +453,7 @@ def run_campaign(db: str, *, until_labels: int | None = None, poll: float = 10.0
                                **{k: v for k, v in oracle_extra.items() if k == "retry"})
     store = Store(db)
     try:
-        run_id = pick_run(store, db, run)
-        params = campaign_params(store, run_id)
-        api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
-        try:
-            oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
-        except OracleError as exc:
-            raise _fatal(exc, params, params.get("title"), db=db, run_id=run_id, api_key=api_key) from None
+        run_id, params, api_key, oracle = _open_run(store, db, run, oracle_extra)
         config = store.config(run_id)
         pool = build_pool(config)
         from al_loop.distributed import cluster_session, maybe_distribute
@@ -592,13 +599,7 @@ def pull_campaign(db: str, *, run: int | None = None, log: Callable[[str], None]
     log = log or (lambda _m: None)
     store = Store(db)
     try:
-        run_id = pick_run(store, db, run)
-        params = campaign_params(store, run_id)
-        api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
-        try:
-            oracle = _oracle_for(store, run_id, api_key, **oracle_extra)
-        except OracleError as exc:
-            raise _fatal(exc, params, params.get("title"), db=db, run_id=run_id, api_key=api_key) from None
+        run_id, params, api_key, oracle = _open_run(store, db, run, oracle_extra)
         try:
             config = store.config(run_id)
             pool = build_pool(config)
