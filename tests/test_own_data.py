@@ -503,6 +503,12 @@ def test_campaign_init_records_the_texts(tmp_path, monkeypatch) -> None:
         def collect(self, run_id, round_):
             return []
 
+        def project_summary(self):  # an empty project: nothing of another campaign to refuse
+            return {"foreign": 0, "foreign_campaigns": []}
+
+        def claim_project(self):
+            return None
+
     monkeypatch.setattr(campaign, "ORACLES", SimpleNamespace(get=lambda _name: FakeLabelStudio))
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "test-key")
     texts = [body for _, body, _ in TICKETS]

@@ -395,7 +395,9 @@ def run_server_trial(event: str, trial: int, tmp: str, server: PrivateServer,
         happened: list[str] = []
 
         def people() -> None:
-            if not happened and observe(db) == (1, 3):  # round 1 waits for people: the server crashes
+            # round 1 is at the server (people would answer it now): the server crashes. Not "== AWAITING": a
+            # person may answer round 1 while it is still DISPATCHED, and the round then never shows AWAITING here
+            if not happened and observe(db) >= (1, 2):
                 server.kill()
                 if event == SERVER_EVENTS[0]:
                     server.script("start", LS_KEEP_DATA="1")
@@ -420,6 +422,8 @@ def run_server_trial(event: str, trial: int, tmp: str, server: PrivateServer,
         if code != 0:
             return bool(happened), [f"the run during the server event failed ({code})"]
         intended = happened == (["same"] if event == SERVER_EVENTS[0] else ["moved"])
+        if not happened:
+            return False, ["the server event never happened (the run ended first)"]
         if event == SERVER_EVENTS[1]:
             new_url = server.url
 
