@@ -50,6 +50,16 @@ class Dataset:
         ``numeric_only``, rows dropped by ``impute="drop"``); the CLI prints them.
     X_test, y_test : ndarray, optional
         A test set of the user's own (then nothing is held out of ``X``).
+    paths : list of str, optional
+        Each row's file relative to ``media_root`` (image folders), row-aligned with ``X``.
+    media_root : str, optional
+        The absolute folder of ``paths``.
+    digest : str, optional
+        Digest of the input files and the encoder (see :attr:`al_loop.pool.Pool.digest`).
+    encoder : str, optional
+        The encoder spec that made ``X``.
+    skipped : list of (str, str)
+        Files left out with ``skip_bad`` (relative path, reason); recorded in the store.
     """
 
     X: np.ndarray
@@ -63,6 +73,11 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    paths: list[str] | None = None
+    media_root: str | None = None
+    digest: str | None = None
+    encoder: str | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _sklearn(loader: str, kind: str = "tabular", image_shape: tuple[int, int] | None = None) -> Any:
@@ -466,12 +481,13 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
     if dataset.item_ids is not None and len(dataset.item_ids) != n:
         raise DataError(f"{len(dataset.item_ids)} item ids for {n} rows; give one id per row")
     positions = np.arange(n, dtype=np.int64)
-    catalogue = None if dataset.item_ids is None and dataset.texts is None else ItemCatalogue(
-        ids=global_ids, item_ids=dataset.item_ids, texts=dataset.texts)
+    catalogue = None if dataset.item_ids is None and dataset.texts is None and dataset.paths is None else (
+        ItemCatalogue(ids=global_ids, item_ids=dataset.item_ids, texts=dataset.texts, paths=dataset.paths))
+    media = {"media_root": dataset.media_root, "digest": dataset.digest, "encoder": dataset.encoder}
     if dataset.y is None:  # unlabeled (campaign): everything is pool, nothing to test on
         return Pool(X=dataset.X, ids=global_ids, classes=dataset.classes, y=None, kind=dataset.kind,
                     texts=dataset.texts, name=dataset.name, item_ids=dataset.item_ids, notes=list(dataset.notes),
-                    catalogue=catalogue)
+                    catalogue=catalogue, paths=dataset.paths, **media)
     if dataset.X_test is not None:
         pool_pos, test_pos = positions, np.array([], dtype=np.int64)
         X_test, y_test = dataset.X_test, dataset.y_test
@@ -503,4 +519,5 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
                 X_val=dataset.X[val_pos] if len(val_pos) else None,
                 y_val=dataset.y[val_pos] if len(val_pos) else None,
                 texts=_take(dataset.texts, pool_pos), name=dataset.name,
-                item_ids=_take(dataset.item_ids, pool_pos), notes=list(dataset.notes), catalogue=catalogue)
+                item_ids=_take(dataset.item_ids, pool_pos), notes=list(dataset.notes), catalogue=catalogue,
+                paths=_take(dataset.paths, pool_pos), **media)

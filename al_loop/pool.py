@@ -43,11 +43,14 @@ class ItemCatalogue:
         The user's own ids, aligned with ``ids``.
     texts : list of str, optional
         The raw texts, aligned with ``ids``.
+    paths : list of str, optional
+        Each item's file (image folders): POSIX path relative to the folder, aligned with ``ids``.
     """
 
     ids: np.ndarray
     item_ids: list[str] | None = None
     texts: list[str] | None = None
+    paths: list[str] | None = None
 
 
 @dataclass
@@ -80,8 +83,18 @@ class Pool:
     notes : list of str
         What loading the data did that the user should know (printed by the CLI).
     catalogue : ItemCatalogue, optional
-        All rows of the dataset with their user ids and texts (None when the data has
-        neither); recorded in the store's ``items`` table when runs are created.
+        All rows of the dataset with their user ids, texts and files (None when the data
+        has none); recorded in the store's ``items`` table when runs are created.
+    paths : list of str, optional
+        Each pool item's file relative to ``media_root`` (POSIX, row-aligned with ``X``):
+        image folders, whose ``X`` holds the encoder's embeddings.
+    media_root : str, optional
+        The absolute folder ``paths`` are relative to.
+    digest : str, optional
+        Digest of the inputs (file contents) and the encoder that made ``X``; a run
+        records it and ``resume`` refuses to go on when it changed.
+    encoder : str, optional
+        The encoder spec that made ``X`` (None: ``X`` is the data itself).
     """
 
     X: np.ndarray
@@ -98,6 +111,10 @@ class Pool:
     item_ids: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     catalogue: ItemCatalogue | None = None
+    paths: list[str] | None = None
+    media_root: str | None = None
+    digest: str | None = None
+    encoder: str | None = None
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
 

@@ -27,11 +27,12 @@ from al_loop.errors import ConfigError, PluginMissingError
 
 T = TypeVar("T")
 
-_BUNDLED = ("al_loop.datasets", "al_loop.learners", "strategies", "oracles")
+_BUNDLED = ("al_loop.datasets", "al_loop.learners", "al_loop.encoders", "strategies", "oracles")
 #: modules whose registrations are part of al-loop (never recorded as plugins)
 _BUNDLED_PREFIXES = ("al_loop", "strategies", "oracles")
 ENTRY_POINT_GROUPS = {"al_loop.strategies": "STRATEGIES", "al_loop.learners": "LEARNERS",
-                      "al_loop.oracles": "ORACLES", "al_loop.datasets": "DATASETS"}
+                      "al_loop.oracles": "ORACLES", "al_loop.datasets": "DATASETS",
+                      "al_loop.encoders": "ENCODERS"}
 _loaded = False
 
 
@@ -94,12 +95,16 @@ STRATEGIES: Registry[Any] = Registry("strategy")
 ORACLES: Registry[Any] = Registry("oracle")
 LEARNERS: Registry[Any] = Registry("learner")
 DATASETS: Registry[Any] = Registry("dataset")
+#: encoder name -> factory ``(options: EncoderOptions) -> Encoder``; ``torchvision:``/``timm:``/``hf:`` specs are
+#: resolved by :func:`al_loop.encoders.get_encoder`
+ENCODERS: Registry[Any] = Registry("encoder")
 
 
 def _load_entry_points() -> None:
     from importlib.metadata import entry_points
 
-    registries = {"STRATEGIES": STRATEGIES, "LEARNERS": LEARNERS, "ORACLES": ORACLES, "DATASETS": DATASETS}
+    registries = {"STRATEGIES": STRATEGIES, "LEARNERS": LEARNERS, "ORACLES": ORACLES, "DATASETS": DATASETS,
+                  "ENCODERS": ENCODERS}
     for group, reg_name in ENTRY_POINT_GROUPS.items():
         for ep in entry_points(group=group):
             try:
