@@ -34,3 +34,6 @@ def get_encoder(spec: str, options: EncoderOptions | None = None) -> Encoder:
 
 
 __all__ = ["MODALITIES", "PREFIXES", "Encoder", "EncoderOptions", "get_encoder"]
+
+# the built-in encoders register themselves (no torch at import)
+from al_loop.encoders import efficientnet_lite as _efficientnet_lite  # noqa: E402,F401
