@@ -423,10 +423,15 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
 @DATASETS.register("text")
 def load_texts(path: str | None = None, text_column: str = "text", label_column: str = "label",
                classes: list[str] | None = None, max_features: int = 5000, id_column: str | None = None,
-               **_: Any) -> Dataset:
+               encoder: str = "tfidf", encoder_weights: str | None = None, batch_size: int = 64,
+               device: str | None = None, progress: Any = None, log: Any = None, **_: Any) -> Dataset:
     """Texts from a ``.csv`` or ``.jsonl`` (``text_column``, optional ``label_column`` and ``id_column``) or a
     ``.txt`` (one text per line, no labels: campaigns only), featurised with TF-IDF (``max_features`` terms,
-    fitted on all texts; deterministic). Global ids are the 0-based data rows."""
+    fitted on all texts; deterministic). Global ids are the 0-based data rows.
+
+    ``encoder`` other than ``"tfidf"`` (``minilm``, ``hf:NAME``...) embeds the texts through
+    :func:`al_loop.encoders.cache.embed`, cached under the digest of the file and ``text_column``;
+    ``progress(done, total)`` and ``log(line)`` are passed on (``log`` defaults to the notes)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if not path:
@@ -443,14 +448,115 @@ def load_texts(path: str | None = None, text_column: str = "text", label_column:
                             "in a campaign (al-loop campaign init --data FILE)")
         raise DataError(f"{fpath} has no label column {label_column!r} (columns: {rows.columns}); pass "
                         "--label-column NAME")
-    X = TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(rows.texts)
-    X = np.asarray(X.todense(), dtype=np.float32)
+    notes: list[str] = []
+    media: dict[str, Any] = {}
+    if encoder == "tfidf":
+        X = TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(rows.texts)
+        X = np.asarray(X.todense(), dtype=np.float32)
+    else:
+        import hashlib
+
+        from al_loop.encoders import EncoderOptions
+        from al_loop.encoders.cache import embed
+        from al_loop.media import files_digest
+
+        enc = _media_encoder(encoder, "text", EncoderOptions(weights=encoder_weights, batch_size=int(batch_size),
+                                                              device=device))
+        inputs = hashlib.blake2b(f"{files_digest(fpath.parent, [fpath.name])}\x00{text_column}".encode(),
+                                 digest_size=16).hexdigest()
+        X, _bad = embed(enc, len(rows.texts), lambda i0, i1: rows.texts[i0:i1], inputs, progress=progress,
+                        log=log or notes.append, source=str(fpath.resolve()))
+        media = {"digest": f"{inputs}:{enc.version()}", "encoder": encoder}
     if rows.labels is None:
         assert classes
         return Dataset(X=X, y=None, classes=tuple(classes), kind="text", texts=rows.texts, name=fpath.stem,
-                       item_ids=rows.item_ids)
+                       item_ids=rows.item_ids, notes=notes, **media)
     y, found = encode_labels(rows.labels, str(fpath))
-    return Dataset(X=X, y=y, classes=found, kind="text", texts=rows.texts, name=fpath.stem, item_ids=rows.item_ids)
+    return Dataset(X=X, y=y, classes=found, kind="text", texts=rows.texts, name=fpath.stem, item_ids=rows.item_ids,
+                   notes=notes, **media)
+
+
+def _media_encoder(spec: str, modality: str, options: Any) -> Any:
+    """Build encoder ``spec`` (cheap: no model yet) and check that it reads ``modality``."""
+    from al_loop.encoders import get_encoder
+
+    enc = get_encoder(spec, options)
+    if enc.modality != modality:
+        examples = "efficientnet-lite0 or pixels" if modality == "image" else "minilm or tfidf"
+        raise ConfigError(f"encoder {spec!r} reads {enc.modality}s, not {modality}s; pick a {modality} encoder "
+                          f"(--encoder {examples})")
+    return enc
+
+
+def _decode_failure(exc: BaseException, path: Path) -> str:
+    """Pillow's message without the absolute path it repeats (``cannot identify image file``)."""
+    text = str(exc).replace(repr(str(path)), "").replace(str(path), "").strip(" :'\"")
+    return text or type(exc).__name__
+
+
+@DATASETS.register("images")
+def load_image_folder(root: str | None = None, encoder: str = "efficientnet-lite0", labeled: bool = True,
+                      classes: Sequence[str] | None = None, skip_bad: bool = False,
+                      encoder_weights: str | None = None, image_size: int | None = None, batch_size: int = 64,
+                      device: str | None = None, progress: Any = None, log: Any = None, chunk: int = 1024,
+                      **_: Any) -> Dataset:
+    """A folder of images (JPEG/PNG/WebP/BMP, any size and mode), embedded by ``encoder``.
+
+    ``labeled=True`` reads the ImageFolder layout (one subfolder per class,
+    :func:`al_loop.media.scan_images`); ``labeled=False`` (campaigns) takes every
+    image under ``root`` and needs ``classes``. Embeddings go through the cache
+    (:func:`al_loop.encoders.cache.embed`, ``chunk`` items per resumable chunk,
+    ``progress(done, total)``, ``log(line)`` defaulting to the notes).
+
+    Global ids are positions in the sorted listing of image files
+    (``paths``); with ``skip_bad`` an unreadable file is left out and keeps
+    its id unused (``ids`` has a hole there, ``skipped`` names it), so fixing
+    it later renumbers nothing. ``X`` is float32 (n, d); ``digest`` is the
+    files' digest and the encoder's version.
+    """
+    from al_loop.encoders import EncoderOptions
+    from al_loop.encoders.cache import ItemFailure, embed
+    from al_loop.media import files_digest, open_rgb, scan_images
+
+    if not root:
+        raise ConfigError("dataset 'images' needs a folder: pass --images DIR (one subfolder per class to simulate)")
+    listing = scan_images(root, labeled=bool(labeled))
+    if not labeled and not classes:
+        raise ConfigError("unlabeled images need the class names; pass --labels \"cat,dog,bird\"")
+    options = EncoderOptions(weights=encoder_weights, image_size=int(image_size) if image_size else None,
+                             batch_size=int(batch_size), device=device)
+    enc = _media_encoder(encoder, "image", options)
+    base = Path(listing.root)
+    inputs = files_digest(base, listing.paths)
+    notes = list(listing.notes)
+
+    def load(i0: int, i1: int) -> list[Any]:
+        out: list[Any] = []
+        for rel in listing.paths[i0:i1]:
+            try:
+                out.append(open_rgb(base / rel))
+            except Exception as exc:  # OSError, SyntaxError, DecompressionBombError...: Pillow's ways to say "bad file"
+                out.append(ItemFailure(rel, _decode_failure(exc, base / rel)))
+        return out
+
+    X, bad = embed(enc, len(listing.paths), load, inputs, chunk=chunk, progress=progress, skip_bad=bool(skip_bad),
+                   log=log or notes.append, source=str(base))
+    keep = np.arange(len(listing.paths), dtype=np.int64)
+    if bad:
+        skipped = {p for p, _ in bad}
+        keep = np.asarray([i for i, p in enumerate(listing.paths) if p not in skipped], dtype=np.int64)
+        notes.append(f"{len(bad)} unreadable image(s) skipped (--skip-bad), first {bad[0][0]} ({bad[0][1]}); "
+                     "their ids stay unused")
+    paths = [listing.paths[int(i)] for i in keep]
+    media = {"paths": paths, "media_root": str(base), "digest": f"{inputs}:{enc.version()}", "encoder": encoder,
+             "skipped": list(bad), "notes": notes, "name": base.name, "kind": "image",
+             "ids": keep if bad else None}
+    if not labeled:
+        return Dataset(X=X, y=None, classes=tuple(str(c) for c in classes or ()), **media)
+    index = {c: k for k, c in enumerate(listing.classes)}
+    assert listing.labels is not None
+    y = np.asarray([index[listing.labels[int(i)]] for i in keep], dtype=np.int64)
+    return Dataset(X=X, y=y, classes=listing.classes, **media)
 
 
 def load_dataset(name: str, **params: Any) -> Dataset:
