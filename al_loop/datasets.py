@@ -588,7 +588,8 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
         raise DataError(f"{len(dataset.item_ids)} item ids for {n} rows; give one id per row")
     positions = np.arange(n, dtype=np.int64)
     catalogue = None if dataset.item_ids is None and dataset.texts is None and dataset.paths is None else (
-        ItemCatalogue(ids=global_ids, item_ids=dataset.item_ids, texts=dataset.texts, paths=dataset.paths))
+        ItemCatalogue(ids=global_ids, item_ids=dataset.item_ids, texts=dataset.texts, paths=dataset.paths,
+                      skipped=list(dataset.skipped)))
     media = {"media_root": dataset.media_root, "digest": dataset.digest, "encoder": dataset.encoder}
     if dataset.y is None:  # unlabeled (campaign): everything is pool, nothing to test on
         return Pool(X=dataset.X, ids=global_ids, classes=dataset.classes, y=None, kind=dataset.kind,

@@ -45,12 +45,15 @@ class ItemCatalogue:
         The raw texts, aligned with ``ids``.
     paths : list of str, optional
         Each item's file (image folders): POSIX path relative to the folder, aligned with ``ids``.
+    skipped : list of (str, str)
+        Files left out as unreadable (``skip_bad``): (relative path, reason); not rows.
     """
 
     ids: np.ndarray
     item_ids: list[str] | None = None
     texts: list[str] | None = None
     paths: list[str] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -80,7 +80,12 @@ class Encoder(ABC):
 
     @abstractmethod
     def version(self) -> str:
-        """A short hex digest of everything that changes the output: weights, preprocessing, code revision."""
+        """A short hex digest of everything that changes the output: weights, preprocessing, code revision.
+
+        Cheap: hashes files, does not build the model. The embedding cache calls it (and
+        ``name``) on every load, and a cache hit must not load the weights; building an
+        encoder is cheap for the same reason (the model is built on the first :meth:`encode`).
+        """
 
     @abstractmethod
     def encode(self, items: Sequence[Any]) -> np.ndarray:
