@@ -450,8 +450,6 @@ def load_texts(path: str | None = None, text_column: str = "text", label_column:
     ``encoder`` other than ``"tfidf"`` (``minilm``, ``hf:NAME``...) embeds the texts through
     :func:`al_loop.encoders.cache.embed`, cached under the digest of the file and ``text_column``;
     ``progress(done, total)`` and ``log(line)`` are passed on (``log`` defaults to the notes)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     if not path:
         raise ConfigError("dataset 'text' needs a texts file: pass --texts FILE to simulate (.csv or .jsonl with "
                           "--text-column and --label-column), or --data FILE to campaign init")
@@ -468,9 +466,10 @@ def load_texts(path: str | None = None, text_column: str = "text", label_column:
                         "--label-column NAME")
     notes: list[str] = []
     media: dict[str, Any] = {}
-    if encoder == "tfidf":
-        X = TfidfVectorizer(max_features=max_features, sublinear_tf=True).fit_transform(rows.texts)
-        X = np.asarray(X.todense(), dtype=np.float32)
+    if encoder == "tfidf":  # today's features, uncached: TfidfVectorizer(max_features, sublinear_tf=True)
+        from al_loop.encoders.simple import TfidfEncoder
+
+        X = TfidfEncoder(max_features=max_features).encode(rows.texts)
     else:
         import hashlib
 

@@ -119,6 +119,10 @@ def test_text_default_is_todays_tfidf_and_the_tfidf_encoder_gives_the_same(tmp_p
     assert ds.encoder is None and ds.digest is None
     np.testing.assert_array_equal(get_encoder("tfidf").encode(texts), today)
     assert get_encoder("tfidf").corpus_fitted
+    wordless = tmp_path / "wordless.csv"
+    wordless.write_text("text,label\na b,pos\n? !,neg\n")
+    with pytest.raises(DataError, match=r"^TF-IDF found no words in the 2 texts .*another --encoder \(minilm\)$"):
+        load_dataset("text", path=str(wordless))
 
 
 @pytest.fixture(scope="module")

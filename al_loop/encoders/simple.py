@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from al_loop.encoders.base import Encoder, EncoderOptions
-from al_loop.errors import ConfigError
+from al_loop.errors import ConfigError, DataError
 from al_loop.registry import ENCODERS
 
 #: bump when the output of an encoder below changes for the same input
@@ -85,5 +85,9 @@ class TfidfEncoder(Encoder):
         """Texts -> float32 (n, min(max_features, vocabulary size))."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        X = TfidfVectorizer(max_features=self.max_features, sublinear_tf=True).fit_transform(list(items))
+        try:
+            X = TfidfVectorizer(max_features=self.max_features, sublinear_tf=True).fit_transform(list(items))
+        except ValueError as exc:  # "empty vocabulary"
+            raise DataError(f"TF-IDF found no words in the {len(items)} texts ({exc}); give texts with words of two "
+                            "or more letters, or another --encoder (minilm)") from None
         return np.asarray(X.todense(), dtype=np.float32)
