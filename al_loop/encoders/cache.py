@@ -21,11 +21,12 @@ matrix returned.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,10 +187,37 @@ def embed(encoder: Encoder, n: int, load: Callable[[int, int], Sequence[Any]], i
     try:
         entry.mkdir(parents=True, exist_ok=True)
         _note_source(root, source, encoder, inputs_digest, key, log)
-        return _embed_entry(entry, encoder, n, load, key, chunk=max(1, int(chunk)), progress=progress,
-                            skip_bad=skip_bad)
+        with _entry_lock(entry):
+            return _embed_entry(entry, encoder, n, load, key, chunk=max(1, int(chunk)), progress=progress,
+                                skip_bad=skip_bad)
+    except _NotTheCache as wrapped:
+        raise wrapped.error from None
     except OSError as exc:
         raise _unwritable(root, exc) from None
+
+
+class _NotTheCache(Exception):
+    """Carries an error of ``load`` or of the encoder past the cache's own OSError handling."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextlib.contextmanager
+def _entry_lock(entry: Path) -> Iterator[None]:
+    """One process encodes an entry at a time: a second one waits, then finds it complete (a hit)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): two encodes of one entry at once are not guarded
+        yield
+        return
+    with open(entry / "lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _result(mm: np.ndarray, bad: list[list[Any]]) -> tuple[np.ndarray, list[tuple[str, str]]]:
@@ -228,7 +256,10 @@ def _embed_entry(entry: Path, encoder: Encoder, n: int, load: Callable[[int, int
         progress(done, n)
     while done < n:
         i1 = min(n, done + step)
-        items = list(load(done, i1))
+        try:
+            items = list(load(done, i1))
+        except OSError as exc:
+            raise _NotTheCache(exc) from exc
         if len(items) != i1 - done:
             raise DataError(f"the loader gave {len(items)} items for rows {done}..{i1 - 1}; expected {i1 - done}")
         good = [j for j, it in enumerate(items) if not isinstance(it, ItemFailure)]
@@ -238,7 +269,10 @@ def _embed_entry(entry: Path, encoder: Encoder, n: int, load: Callable[[int, int
                     raise _failure_error(encoder, it)
                 bad.append([done + j, it.path, it.reason])
         if good:
-            rows = np.asarray(encoder.encode([items[j] for j in good]), dtype=np.float32)
+            try:
+                rows = np.asarray(encoder.encode([items[j] for j in good]), dtype=np.float32)
+            except OSError as exc:  # e.g. a weights file that cannot be read: the encoder's to name
+                raise _NotTheCache(exc) from exc
             if rows.ndim != 2 or len(rows) != len(good):
                 raise DataError(f"encoder {encoder.name} returned shape {rows.shape} for {len(good)} items; "
                                 "an encoder returns (n, d)")

@@ -195,3 +195,30 @@ def test_a_changed_file_invalidates_with_one_line(tmp_path: Path, monkeypatch: p
     assert len(lines) == 1
     noted = load_dataset("images", root=str(root), encoder="pixels", image_size=5)
     assert not any("changed since" in n for n in noted.notes)  # another encoder setting: no change of the files
+
+
+def test_an_encoders_own_oserror_is_not_blamed_on_the_cache(tmp_path: Path) -> None:
+    class MissingWeights(RowEncoder):
+        def encode(self, items):  # type: ignore[no-untyped-def]
+            raise FileNotFoundError(2, "No such file or directory", "/models/w.pt")
+
+    with pytest.raises(FileNotFoundError, match="w.pt"):
+        embed(MissingWeights(), 3, _ints, "d", cache_dir=tmp_path)
+
+
+def test_a_second_process_on_the_same_entry_waits_and_reads_the_first_ones_result(tmp_path: Path) -> None:
+    import threading
+
+    first, second = RowEncoder(delay=0.05), RowEncoder()
+    progress = tmp_path / entry_key("d", first) / "progress.json"
+    results: dict[str, np.ndarray] = {}
+    worker = threading.Thread(target=lambda: results.setdefault(
+        "first", embed(first, 20, _ints, "d", cache_dir=tmp_path, chunk=2)[0]))
+    worker.start()
+    deadline = time.monotonic() + 60  # a hang guard, not a speed check
+    while time.monotonic() < deadline and not (progress.exists() and json.loads(progress.read_text())["done"] >= 2):
+        time.sleep(0.005)
+    results["second"], _ = embed(second, 20, _ints, "d", cache_dir=tmp_path, chunk=2)
+    worker.join()
+    assert first.items == 20 and second.items == 0
+    np.testing.assert_array_equal(results["second"], results["first"])
