@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,10 +173,19 @@ class Pool:
         return np.asarray(self.y)[self.rows(ids)]
 
     def payload(self, pool_id: int) -> dict[str, Any]:
-        """What an annotator sees for one item: text, an image data URI, or features."""
+        """What an annotator sees for one item: text, an image file, an image data URI, or features.
+
+        Items of an image folder (``paths``) give ``{"image_file": absolute path,
+        "path": path relative to media_root}``: the oracle decides how the file
+        reaches the annotator (see ``oracles.label_studio.image_value``). Raw image
+        arrays (digits, .npy) give a grey-square PNG data URI under ``image``.
+        """
         row = int(self.rows(np.array([pool_id]))[0])
         if self.kind == "text" and self.texts is not None:
             return {"text": self.texts[row]}
+        if self.kind == "image" and self.paths is not None and self.media_root is not None:
+            rel = self.paths[row]
+            return {"image_file": str(Path(self.media_root) / rel), "path": rel}
         if self.kind == "image":
             return {"image": image_data_uri(np.asarray(self.X[row]))}
         return {"features": np.asarray(self.X[row]).ravel().tolist()}

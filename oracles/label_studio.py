@@ -7,9 +7,10 @@ oracle, costs nothing until a campaign actually talks to a server.
 Task layout
 -----------
 Each :class:`~al_loop.types.OutboxItem` becomes one task whose ``data`` holds
-the item's payload (``image`` data URI or ``text``) plus ``al_key``
-(``"campaign:run:round:pool_id"``), ``al_campaign``, ``al_run``, ``al_round``
-and ``al_pool_id``. The campaign id (random, made by ``campaign init``, also in
+the item's payload (``image``: a URL or data URI, see :func:`image_value`; or
+``text``) plus ``al_key`` (``"campaign:run:round:pool_id"``), ``al_campaign``,
+``al_run``, ``al_round`` and ``al_pool_id`` (an image file also ``al_path``,
+its path in the folder). The campaign id (random, made by ``campaign init``, also in
 the project's description) makes a campaign own its tasks: lookups and
 collects filter on it, so a second store on the same project never takes the
 first one's tasks or answers for its own. An oracle built without a campaign id
@@ -209,14 +210,110 @@ def remote_key(key: str, campaign_id: str | None) -> str:
     return f"{campaign_id}:{key}" if campaign_id else key
 
 
-def task_for(item: OutboxItem, classes: Sequence[str], campaign_id: str | None = None) -> dict[str, Any]:
-    """The Label Studio task (data + prediction) for one outbox item (of campaign ``campaign_id``)."""
+#: how an image file reaches the annotator (``media["mode"]``, recorded in the run's oracle params)
+MEDIA_MODES = ("local-files", "url", "inline")
+#: the URL under which Label Studio serves a file of a local files storage (``d``: path under its document root)
+LOCAL_FILES_URL = "/data/local-files/?d="
+#: regex filter of al-loop's local files storage: matches no file name, so a sync imports nothing
+LOCAL_STORAGE_NO_SYNC = "^$"
+#: ``inline`` photos are shrunk so that their long side is at most this (pixels)
+INLINE_MAX_SIDE = 1024
+#: JPEG quality of ``inline`` photos
+INLINE_QUALITY = 90
+
+
+def image_value(payload: Mapping[str, Any], media: Mapping[str, Any] | None) -> str:
+    """The task's ``image`` value for an image file (``payload["image_file"]``) in a campaign's media mode.
+
+    Parameters
+    ----------
+    payload : mapping
+        ``{"image_file": absolute path, "path": path relative to the folder}``
+        (:meth:`al_loop.pool.Pool.payload` of an image folder).
+    media : mapping
+        The campaign's media (``oracle_params["media"]``):
+
+        - ``{"mode": "local-files", "root": DIR}``: ``/data/local-files/?d=<path
+          under DIR, URL-quoted>``, served by Label Studio from a local files
+          storage of the project (``DIR`` is its ``LOCAL_FILES_DOCUMENT_ROOT``). The
+          URL names no host, so it stays right when the server moves.
+        - ``{"mode": "url", "prefix": P}``: ``P`` + the relative path, passed
+          through for Label Studio's cloud storage (s3://, gs://, azure-blob://)
+          or a web server (https://) to resolve; nothing checks that it resolves.
+        - ``{"mode": "inline"}``: the photo itself as a JPEG ``data:`` URI, its
+          long side shrunk to :data:`INLINE_MAX_SIDE`. The fallback for a server
+          that does not serve local files. Label Studio can take a file without
+          making a task (``POST /api/projects/ID/import?commit_to_project=false``
+          keeps a FileUpload served at ``/data/upload/...``), but such an upload
+          cannot be looked up by key: a retried upload after an ambiguous failure
+          leaves a second copy, and its URL would have to be kept per item outside
+          the task. A data URI needs no state and is rebuilt identically.
+
+    Returns
+    -------
+    str
+        The value of the task's ``image`` field.
+    """
+    mode = (media or {}).get("mode")
+    path = str(payload.get("path") or "")
+    if mode == "url":
+        prefix = str(media["prefix"])  # type: ignore[index]
+        return prefix + ("" if prefix.endswith("/") else "/") + path
+    if mode == "local-files":
+        from pathlib import Path
+        from urllib.parse import quote
+
+        root = Path(str(media["root"]))  # type: ignore[index]
+        file = Path(str(payload["image_file"]))
+        try:
+            rel = file.relative_to(root).as_posix()
+        except ValueError:
+            raise DataError(f"image {file} is not under Label Studio's document root {root}; move the folder under "
+                            "it (the campaign serves its files from there)") from None
+        return LOCAL_FILES_URL + quote(rel)
+    if mode == "inline":
+        return inline_image(str(payload["image_file"]))
+    raise ConfigError(f"the campaign has no media mode for image files (got {mode!r}); use one of "
+                      f"{', '.join(MEDIA_MODES)}")
+
+
+def inline_image(path: str, max_side: int = INLINE_MAX_SIDE) -> str:
+    """A photo as a JPEG ``data:`` URI, upright (EXIF), RGB, its long side at most ``max_side`` pixels."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from al_loop.media import open_rgb
+
+    try:
+        img = open_rgb(path)
+    except OSError as exc:
+        raise DataError(f"cannot read image {path} ({exc}); fix or remove it") from None
+    if max(img.size) > max_side:
+        scale = max_side / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=INLINE_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def task_for(item: OutboxItem, classes: Sequence[str], campaign_id: str | None = None,
+             media: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Label Studio task (data + prediction) for one outbox item (of campaign ``campaign_id``).
+
+    An image file (``payload["image_file"]``) becomes the task's ``image`` as
+    :func:`image_value` says for ``media``; its relative path goes in ``al_path``.
+    """
     payload = item.payload if isinstance(item.payload, Mapping) else {}
+    if "image_file" in payload:
+        payload = {**payload, "image": image_value(payload, media), "al_path": payload.get("path")}
     if not any(k in payload for k in KINDS):
         raise DataError(
             f"item {item.key} has no 'image' or 'text' in its payload; Label Studio campaigns need an image or text pool"
         )
-    data = {k: v for k, v in payload.items() if k in KINDS}
+    data = {k: v for k, v in payload.items() if k in KINDS or k == "al_path"}
     data.update(al_key=remote_key(item.key, campaign_id), al_run=item.run_id, al_round=item.round,
                 al_pool_id=item.pool_id)
     if campaign_id:
@@ -626,6 +723,10 @@ class LabelStudioOracle(Oracle):
         Overrides ``retry.max_wait``: the campaign loop gives each call a few
         seconds (it waits for a server that is down itself, and says so),
         while a direct user of the oracle keeps the long default.
+    media : mapping, optional
+        How image files reach annotators (``{"mode": "local-files", "root": DIR}``,
+        ``{"mode": "url", "prefix": P}`` or ``{"mode": "inline"}``; see
+        :func:`image_value`); recorded in the run's oracle params by ``campaign init``.
     """
 
     name = "label_studio"
@@ -647,6 +748,7 @@ class LabelStudioOracle(Oracle):
         clock: Callable[[], float] = time.monotonic,
         campaign_id: str | None = None,
         max_wait: float | None = None,
+        media: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._api_key = api_key
@@ -659,6 +761,7 @@ class LabelStudioOracle(Oracle):
         self.sleep = sleep
         self.clock = clock
         self.campaign_id = campaign_id or None
+        self.media = dict(media) if media else None
         self.client_: LabelStudio | None = None
         self.reported_: dict[tuple[int, int], dict[int, str]] = {}
         self.annotators_: dict[int, str] = {}
@@ -823,6 +926,36 @@ class LabelStudioOracle(Oracle):
             self._read(lambda: self.client.projects.update(id=self.project_id, description=text),
                        "update the project's description", backoff)
 
+    # ----------------------------------------------------------------- local files
+
+    def ensure_local_storage(self, path: str) -> int:
+        """The id of a local files import storage of the project over ``path``, created if there is none.
+
+        Label Studio serves ``/data/local-files/?d=...`` only for a file whose
+        folder lies in (or under) the path of a local files storage of a project
+        the user can see; al-loop's tasks name their files that way. The storage
+        is never synced (a sync would import tasks of its own, without keys): its
+        regex filter matches no file name, so a *Sync* pressed by hand imports
+        nothing either. A storage of the project whose path holds ``path`` is reused.
+        """
+        import os
+
+        want = os.path.normpath(path)
+        backoff = self._backoff()
+        have = self._read(lambda: self.client.import_storage.local.list(project=self.project_id),
+                          "list the project's local files storages", backoff)
+        for storage in have or []:
+            root = os.path.normpath(str(getattr(storage, "path", "") or ""))
+            if root and (want == root or want.startswith(root.rstrip(os.sep) + os.sep)):
+                return int(storage.id)
+        created = self._read(
+            lambda: self.client.import_storage.local.create(
+                project=self.project_id, path=want, use_blob_urls=True, regex_filter=LOCAL_STORAGE_NO_SYNC,
+                title=f"al-loop files {self.campaign_id or ''}".strip(),
+                description="serves the images of al-loop's tasks; al-loop imports its own tasks, do not sync"),
+            "create a local files storage", backoff)
+        return int(created.id)
+
     # ----------------------------------------------------------------- submitting
 
     def submit(self, items: Sequence[OutboxItem]) -> dict[str, str]:
@@ -836,7 +969,8 @@ class LabelStudioOracle(Oracle):
         if not items:
             return {}
         by_key = {it.key: it for it in items}
-        tasks = {k: task_for(it, self.classes, self.campaign_id) for k, it in by_key.items()}  # bad payloads fail before any send
+        tasks = {k: task_for(it, self.classes, self.campaign_id, self.media)  # bad payloads fail before any send
+                 for k, it in by_key.items()}
         backoff = self._backoff()
         clean_sends = 0
         while True:

@@ -10,7 +10,14 @@
 # The server binds 127.0.0.1 only, never checks for updates, never sends analytics.
 # Environment: LS_VERSION (1.23.2), LS_PORT (first port tried, 8085), LS_PYTHON
 # (interpreter for the venv, python3), LS_START_TIMEOUT (seconds, 180), LS_KEEP_DATA=1
-# (start: reuse DIR/data instead of a fresh one; the token is kept from DIR/token).
+# (start: reuse DIR/data instead of a fresh one; the token is kept from DIR/token),
+# LS_FILES_ROOT (the folder the server may serve images from: its local files document root;
+# default DIR/files, created; a restart keeps the one recorded in DIR/files_root).
+#
+# Local files: the server serves files under LS_FILES_ROOT (LOCAL_FILES_SERVING_ENABLED=true,
+# LOCAL_FILES_DOCUMENT_ROOT=LS_FILES_ROOT) to logged-in users of a project with a local files
+# storage over their folder; `al-loop campaign init --images DIR` (DIR under that root) makes
+# the storage. DIR/env exports the root as LABEL_STUDIO_FILES_ROOT.
 #
 # A restart (LS_KEEP_DATA=1) comes back on the port recorded in DIR/port, so the URL a
 # campaign stored stays right. The port is probed with SO_REUSEADDR, as the server binds
@@ -98,6 +105,15 @@ cmd_start() {
     elif [[ -d "$data" ]]; then
         restart=1
     fi
+    local files_root="${LS_FILES_ROOT:-}"
+    if [[ -z "$files_root" && "$restart" == 1 && -s "$dir/files_root" ]]; then
+        files_root="$(cat "$dir/files_root")"
+    fi
+    files_root="${files_root:-$dir/files}"
+    mkdir -p "$files_root" || die "cannot create LS_FILES_ROOT $files_root; choose another folder"
+    files_root="$(cd "$files_root" && pwd -P)"
+    echo "$files_root" > "$dir/files_root"
+
     umask 077  # the server's database holds the token: its files (and the log, pid, env) stay private
     mkdir -p "$data"
     chmod -R go-rwx "$data"
@@ -148,6 +164,7 @@ cmd_start() {
     XDG_CONFIG_HOME="$data/xdg-config" XDG_DATA_HOME="$data/xdg-data" XDG_CACHE_HOME="$data/xdg-cache" \
     LABEL_STUDIO_BASE_DATA_DIR="$data" LABEL_STUDIO_LATEST_VERSION_CHECK=false \
     LABEL_STUDIO_COLLECT_ANALYTICS=false LABEL_STUDIO_API_KEY= LABEL_STUDIO_URL= \
+    LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT="$files_root" \
         setsid nohup "$dir/venv/bin/label-studio" "${args[@]}" > "$dir/server.log" 2>&1 < /dev/null &
     local pid=$!
     echo "$pid" > "$dir/pid"
@@ -172,8 +189,9 @@ cmd_start() {
         (( waited < LS_START_TIMEOUT )) || die "the server rejects the API token after ${LS_START_TIMEOUT}s; see $dir/server.log"
         sleep 1; waited=$((waited + 1))
     done
-    (umask 077; printf 'export LABEL_STUDIO_URL=%s LABEL_STUDIO_API_KEY=%s\n' "$url" "$token" > "$dir/env")
-    echo "Label Studio is up after ${waited}s; run: source $dir/env"
+    (umask 077; printf 'export LABEL_STUDIO_URL=%s LABEL_STUDIO_API_KEY=%s LABEL_STUDIO_FILES_ROOT=%q\n' \
+        "$url" "$token" "$files_root" > "$dir/env")
+    echo "Label Studio is up after ${waited}s (serves local files under $files_root); run: source $dir/env"
 }
 
 cmd_stop() {
