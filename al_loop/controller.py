@@ -219,11 +219,16 @@ class Controller:
                 return RunStatus.FINISHED, f"stopped: {reason}"
         return None
 
-    def _evaluate(self, X: np.ndarray | None, y: np.ndarray | None) -> tuple[float, float] | None:
+    def _evaluate(self, X: np.ndarray | None, y: np.ndarray | None,
+                  paths: list[str] | None = None) -> tuple[float, float] | None:
         if X is None or y is None or len(X) == 0:
             return None
         ids = np.arange(len(X), dtype=np.int64)
-        proba = self.learner.predict_proba(Pool(X=X, ids=ids, classes=self.pool.classes, y=y), ids)
+        # the split's files go along: a learner that reads the images (finetune) predicts from them
+        split = Pool(X=X, ids=ids, classes=self.pool.classes, y=y, kind=self.pool.kind, name=self.pool.name,
+                     paths=paths, media_root=self.pool.media_root if paths is not None else None,
+                     encoder=self.pool.encoder, encoder_options=self.pool.encoder_options)
+        proba = self.learner.predict_proba(split, ids)
         pred = proba.argmax(axis=1)
         y = np.asarray(y)
         return (float((pred == y).mean()),
@@ -236,8 +241,8 @@ class Controller:
         crash_point("during_train")
         self.learner.fit(self.pool, ids, labels, seed=derived_seed(self.config.seed, idx))
         train_s = time.perf_counter() - t0
-        test = self._evaluate(self.pool.X_test, self.pool.y_test) or (None, None)  # no test split: no score
-        val = self._evaluate(self.pool.X_val, self.pool.y_val) or (None, None)
+        test = self._evaluate(self.pool.X_test, self.pool.y_test, self.pool.test_paths) or (None, None)  # none: no score
+        val = self._evaluate(self.pool.X_val, self.pool.y_val, self.pool.val_paths) or (None, None)
         metric = MetricRow(run_id=self.run_id, round=idx, n_labels=len(ids), accuracy=test[0], macro_f1=test[1],
                            train_seconds=train_s, select_seconds=0.0, val_accuracy=val[0], val_macro_f1=val[1])
         return metric, ModelView(self.pool, self.learner)

@@ -60,6 +60,8 @@ class Dataset:
         The encoder spec that made ``X``.
     skipped : list of (str, str)
         Files left out with ``skip_bad`` (relative path, reason); recorded in the store.
+    encoder_options : EncoderOptions, optional
+        The options ``encoder`` was built with (carried into the pool for the ``finetune`` learner).
     """
 
     X: np.ndarray
@@ -78,6 +80,7 @@ class Dataset:
     digest: str | None = None
     encoder: str | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    encoder_options: Any = None
 
 
 def _sklearn(loader: str, kind: str = "tabular", image_shape: tuple[int, int] | None = None) -> Any:
@@ -567,6 +570,7 @@ def load_image_folder(root: str | None = None, encoder: str = "efficientnet-lite
                      "their ids stay unused")
     paths = [listing.paths[int(i)] for i in keep]
     media = {"paths": paths, "media_root": str(base), "digest": f"{inputs}:{enc.version()}", "encoder": encoder,
+             "encoder_options": options,
              "skipped": list(bad), "notes": notes, "name": base.name, "kind": "image",
              "ids": keep if bad else None}
     if not labeled:
@@ -608,7 +612,8 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
     catalogue = None if dataset.item_ids is None and dataset.texts is None and dataset.paths is None else (
         ItemCatalogue(ids=global_ids, item_ids=dataset.item_ids, texts=dataset.texts, paths=dataset.paths,
                       skipped=list(dataset.skipped)))
-    media = {"media_root": dataset.media_root, "digest": dataset.digest, "encoder": dataset.encoder}
+    media = {"media_root": dataset.media_root, "digest": dataset.digest, "encoder": dataset.encoder,
+             "encoder_options": dataset.encoder_options}
     if dataset.y is None:  # unlabeled (campaign): everything is pool, nothing to test on
         return Pool(X=dataset.X, ids=global_ids, classes=dataset.classes, y=None, kind=dataset.kind,
                     texts=dataset.texts, name=dataset.name, item_ids=dataset.item_ids, notes=list(dataset.notes),
@@ -645,4 +650,6 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
                 y_val=dataset.y[val_pos] if len(val_pos) else None,
                 texts=_take(dataset.texts, pool_pos), name=dataset.name,
                 item_ids=_take(dataset.item_ids, pool_pos), notes=list(dataset.notes), catalogue=catalogue,
-                paths=_take(dataset.paths, pool_pos), **media)
+                paths=_take(dataset.paths, pool_pos), **media,
+                test_paths=None if dataset.X_test is not None else _take(dataset.paths, test_pos),
+                val_paths=_take(dataset.paths, val_pos) if len(val_pos) else None)

@@ -99,6 +99,11 @@ class Pool:
         records it and ``resume`` refuses to go on when it changed.
     encoder : str, optional
         The encoder spec that made ``X`` (None: ``X`` is the data itself).
+    encoder_options : EncoderOptions, optional
+        The options it was built with (image size, weights): a learner that runs the
+        encoder's network itself (``finetune``) rebuilds it from ``encoder`` + these.
+    test_paths, val_paths : list of str, optional
+        The files of the test / validation rows (row-aligned with ``X_test`` / ``X_val``).
     """
 
     X: np.ndarray
@@ -119,6 +124,9 @@ class Pool:
     media_root: str | None = None
     digest: str | None = None
     encoder: str | None = None
+    encoder_options: Any = None
+    test_paths: list[str] | None = None
+    val_paths: list[str] | None = None
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
 

@@ -120,3 +120,17 @@ def test_one_vs_rest_logistic_regression_has_no_closed_form_gradient() -> None:
     assert "grad" in SklearnLearner(LogisticRegression()).capabilities
     assert "grad" not in SklearnLearner(LogisticRegression(solver="liblinear")).capabilities
     assert "grad" not in SklearnLearner(GaussianNB()).capabilities
+
+
+def test_mlp_standardises_each_feature() -> None:
+    # embedding-like features: the class is in a feature of scale 1, nine others are noise of scale 1000;
+    # one global mean/std would shrink the informative one to ~1e-3 and the head would not find it
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    X = np.column_stack([y * 2.0 - 1.0 + rng.normal(0, 0.3, 400), rng.normal(0, 1000, (400, 9))])
+    pool = Pool(X=X, ids=np.arange(400), classes=("a", "b"), y=y)
+    learner = TorchLearner(mlp, TorchConfig(epochs=40, lr=2e-3, batch_size=32, device="cpu"))
+    learner.fit(pool, pool.ids[:200], y[:200], seed=0)
+    acc = (learner.predict_proba(pool, pool.ids[200:]).argmax(axis=1) == y[200:]).mean()
+    assert acc > 0.9
+    assert np.shape(learner.std_) == (10,)

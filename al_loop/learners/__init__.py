@@ -55,4 +55,12 @@ def make_cnn(pool: object = None) -> Learner:
     return TorchLearner(small_cnn, TorchConfig(epochs=20, lr=2e-3, batch_size=32), image=True, name="cnn")
 
 
+@LEARNERS.register("finetune")
+def make_finetune(pool: object = None) -> Learner:
+    """The image encoder's last block + a linear head, fine-tuned with flip/crop augmentation (image folders)."""
+    from al_loop.learners.finetune import FinetuneLearner
+
+    return FinetuneLearner()
+
+
 __all__ = ["FeatureHead", "Learner", "SklearnLearner", "TorchConfig", "TorchLearner", "mlp", "small_cnn"]

@@ -95,7 +95,8 @@ class TorchLearner(Learner):
         ``factory(in_shape, n_classes) -> FeatureHead``.
     config : TorchConfig
     image : bool
-        If True inputs are fed as (n, 1, H, W), else flattened to (n, d).
+        If True inputs are fed as (n, 1, H, W) (standardised by one mean and std), else flattened to
+        (n, d) and standardised per feature (mean and std of the labeled rows).
     name : str
         The registry name (``"cnn"``), used in error messages.
     """
@@ -108,8 +109,8 @@ class TorchLearner(Learner):
         self.name = name
         self.model_: FeatureHead | None = None
         self.seen_: np.ndarray | None = None
-        self.mean_: float = 0.0
-        self.std_: float = 1.0
+        self.mean_: float | np.ndarray = 0.0
+        self.std_: float | np.ndarray = 1.0
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -135,12 +136,12 @@ class TorchLearner(Learner):
 
     def _tensor(self, pool: Pool, ids: np.ndarray, device: torch.device) -> torch.Tensor:
         X = np.asarray(pool.features(ids), dtype=np.float32)
-        X = (X - self.mean_) / self.std_
+        if not self.image:
+            X = X.reshape(len(X), -1)
+        X = ((X - self.mean_) / self.std_).astype(np.float32, copy=False)
         t = torch.from_numpy(np.ascontiguousarray(X))
         if self.image:
             t = t.reshape(len(X), 1, *X.shape[-2:]) if X.ndim >= 3 else t.reshape(len(X), 1, *_square(X.shape[1]))
-        else:
-            t = t.reshape(len(X), -1)
         return t.to(device)
 
     def fit(self, pool: Pool, ids: np.ndarray, labels: np.ndarray, seed: int) -> None:
@@ -149,7 +150,14 @@ class TorchLearner(Learner):
         labels = np.asarray(labels, dtype=np.int64)
         self.seen_ = np.unique(labels)
         Xs = np.asarray(pool.features(ids), dtype=np.float32)
-        self.mean_, self.std_ = float(Xs.mean()), float(Xs.std() + 1e-6)
+        if self.image:
+            self.mean_, self.std_ = float(Xs.mean()), float(Xs.std() + 1e-6)
+        else:
+            # per feature, like StandardScaler: embedding dimensions differ in scale by orders of magnitude
+            # and one global scale leaves the small ones near zero; a constant column is only centred
+            flat = Xs.reshape(len(Xs), -1)
+            std = flat.std(axis=0)
+            self.mean_, self.std_ = flat.mean(axis=0), np.where(std > 1e-6, std, 1.0).astype(np.float32)
         in_shape = tuple(pool.X.shape[1:])
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
