@@ -44,7 +44,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,10 +147,28 @@ def resolve_api_key(api_key_env: str | None, api_key_file: str | None) -> str:
     return key
 
 
-def data_source(data: str, classes: Sequence[str], kind: str) -> tuple[str, dict[str, Any]]:
-    """Dataset name and parameters for ``--data`` (a built-in dataset name or a file)."""
+def data_source(data: str | None, classes: Sequence[str], kind: str, *, images: str | None = None,
+                encoder: str | None = None, encoder_weights: str | None = None, image_size: int | None = None,
+                skip_bad: bool = False, text_column: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Dataset name and parameters for ``--data`` (a built-in dataset name or a file) or ``--images DIR``.
+
+    ``--images`` is any folder of photos (nested folders allowed, no labels
+    needed): the ``images`` dataset with ``labeled=False`` and the given classes,
+    embedded by ``encoder`` (default: the loader's). ``--data`` texts take
+    ``text_column`` and ``encoder`` (default tfidf); neither is recorded when
+    not given, so older runs keep their dataset keys.
+    """
     if kind not in ("image", "text"):
         raise ConfigError(f"unknown --kind {kind!r}; use image or text")
+    if images is not None and data is not None:
+        raise ConfigError("--images and --data are exclusive; pass --images DIR for a folder of photos, or --data "
+                          "for a dataset or file")
+    if images is not None:
+        return _image_source(images, classes, kind, encoder, encoder_weights, image_size, skip_bad)
+    if data is None:
+        raise ConfigError("nothing to label; pass --images DIR (a folder of photos) or --data (a dataset or file)")
+    if kind == "image" and text_column is not None:
+        raise ConfigError("--text-column goes with texts; pass --kind text (or drop --text-column)")
     if data in DATASETS and not Path(data).exists():
         return data, {}
     path = Path(data)
@@ -164,8 +182,126 @@ def data_source(data: str, classes: Sequence[str], kind: str) -> tuple[str, dict
         raise ConfigError(f"--kind text does not fit --data {data}: a {suffix} file holds arrays, not texts; "
                           "pass --kind image")
     if kind == "text":
-        return "text", {"path": str(path), "classes": list(classes)}
+        params: dict[str, Any] = {"path": str(path), "classes": list(classes)}
+        if text_column is not None:
+            params["text_column"] = text_column
+        if encoder is not None:
+            params["encoder"] = encoder
+        return "text", params
+    if encoder is not None:
+        raise ConfigError(f"--encoder goes with --images DIR or texts; --data {data} holds features already")
     return "file", {"features": str(path), "unlabeled": True, "classes": list(classes), "kind": "image"}
+
+
+def _image_source(images: str, classes: Sequence[str], kind: str, encoder: str | None,
+                  encoder_weights: str | None, image_size: int | None, skip_bad: bool) -> tuple[str, dict[str, Any]]:
+    if kind != "image":
+        raise ConfigError(f"--kind {kind} does not fit --images {images}: a folder of photos shows images; "
+                          "pass --kind image (or --data FILE for texts)")
+    root = Path(images).expanduser()
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"--images {images} {what}; pass the folder that holds the photos")
+    params: dict[str, Any] = {"root": str(root.resolve()), "labeled": False, "classes": list(classes)}
+    if encoder is not None:
+        params["encoder"] = encoder
+    if encoder_weights is not None:
+        params["encoder_weights"] = str(Path(encoder_weights).expanduser().resolve())
+    if image_size is not None:
+        params["image_size"] = int(image_size)
+    if skip_bad:
+        params["skip_bad"] = True
+    return "images", params
+
+
+#: ``--media``: how a photo reaches the annotator (``auto`` picks one at init; see :func:`resolve_media`)
+MEDIA_CHOICES = ("auto", "local-files", "url", "inline")
+#: ``--media-url`` prefixes Label Studio resolves (cloud storages) or a browser loads (web servers)
+MEDIA_URL_SCHEMES = ("https://", "http://", "s3://", "gs://", "azure-blob://")
+#: environment variables that may name the server's local files document root, first found wins
+FILES_ROOT_ENV = ("LABEL_STUDIO_FILES_ROOT", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", "LOCAL_FILES_DOCUMENT_ROOT")
+
+
+def check_media_flags(media: str, media_url: str | None, images: str | None) -> None:
+    """The ``--media`` flags on their own (before the photos are read or the server is asked)."""
+    if media not in MEDIA_CHOICES:
+        raise ConfigError(f"unknown --media {media!r}; use one of {', '.join(MEDIA_CHOICES)}")
+    if images is None and (media != "auto" or media_url is not None):
+        raise ConfigError("--media and --media-url go with --images DIR (the items of --data are not files)")
+    if media == "url" and not media_url:
+        raise ConfigError("--media url needs --media-url PREFIX (e.g. s3://bucket/photos/ or https://host/photos/); "
+                          "each task's image is PREFIX + the photo's path in the folder")
+    if media_url is not None and media not in ("auto", "url"):
+        raise ConfigError(f"--media-url goes with --media url, not --media {media}; drop one of them")
+    if media_url is not None and not media_url.startswith(MEDIA_URL_SCHEMES):
+        raise ConfigError(f"--media-url {media_url!r} is no URL Label Studio resolves; start it with one of "
+                          f"{', '.join(MEDIA_URL_SCHEMES)}")
+
+
+def _serves_local_files(url: str, api_key: str, params: dict[str, Any]) -> bool:
+    """Whether Label Studio at ``url`` serves local files (asked on a file no storage holds: 404 yes, 403 no)."""
+    request = urllib.request.Request(f"{url.rstrip('/')}/data/local-files/?d=al-loop-probe/none.png",
+                                     headers={"Authorization": f"Token {api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - http(s) checked by _check_url
+            return True  # a file of that name exists and is served
+    except urllib.error.HTTPError as exc:
+        body = exc.read(4000).decode(errors="replace")
+        if exc.code == 404:
+            return True
+        if exc.code == 403 and "LOCAL_FILES_SERVING_ENABLED" in body:
+            return False
+        if exc.code in (401, 403):
+            raise OracleError(f"Label Studio at {url} refused the API key (HTTP {exc.code}) while checking whether "
+                              f"it serves local files; {_key_advice(params)} (this campaign reads the key from "
+                              f"{_key_source(params)})") from None
+        raise OracleError(f"Label Studio at {url} answered HTTP {exc.code} on /data/local-files/; check "
+                          "--label-studio-url, or pass --media inline") from None
+    except OSError as exc:
+        raise OracleError(f"no Label Studio answers at {url} ({exc.__class__.__name__}); check --label-studio-url "
+                          "and that the server runs (nothing was written)") from None
+
+
+def resolve_media(media: str, media_url: str | None, images_root: str, url: str, api_key: str,
+                  params: dict[str, Any], files_root: str | None = None,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The media of an image-folder campaign, recorded in the run's oracle params (see ``oracles.label_studio.image_value``).
+
+    ``auto``: ``url`` when ``media_url`` is given, else ``local-files`` when the
+    server serves local files, else ``inline`` with a note. ``local-files`` needs
+    the server's document root (``files_root``, else the first of
+    :data:`FILES_ROOT_ENV` set) and the folder strictly under it; nothing is
+    created in Label Studio before these checks pass.
+    """
+    log = log or (lambda _m: None)
+    if media_url is not None:
+        return {"mode": "url", "prefix": media_url}
+    if media == "inline":
+        return {"mode": "inline"}
+    if not _serves_local_files(url, api_key, params):
+        if media == "local-files":
+            raise ConfigError(f"Label Studio at {url} does not serve local files; start it with "
+                              "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT="
+                              "<a folder above the photos> (scripts/labelstudio.sh does, with LS_FILES_ROOT), or pass "
+                              "--media inline")
+        log(f"note: Label Studio at {url} does not serve local files, so each photo goes into its task as a JPEG "
+            "data URI (long side <= 1024 px); for lighter tasks start the server with local files "
+            "(scripts/labelstudio.sh with LS_FILES_ROOT) or pass --media-url")
+        return {"mode": "inline"}
+    named = files_root or next((os.environ[v] for v in FILES_ROOT_ENV if os.environ.get(v)), None)
+    if not named:
+        raise ConfigError(f"Label Studio at {url} serves local files but its document root is unknown; pass "
+                          "--files-root DIR (its LOCAL_FILES_DOCUMENT_ROOT; scripts/labelstudio.sh exports it as "
+                          "LABEL_STUDIO_FILES_ROOT in DIR/env), or --media inline")
+    root = Path(named).expanduser().resolve()
+    folder = Path(images_root).resolve()
+    if root not in folder.parents:
+        where = "is itself" if folder == root else "is not under"
+        raise ConfigError(f"--images {folder} {where} Label Studio's document root {root} (it serves local files "
+                          "from subfolders of it); "
+                          f"move the photos into a subfolder of {root}, or start the server with LS_FILES_ROOT="
+                          "<a folder above them> (scripts/labelstudio.sh), or pass --media inline")
+    return {"mode": "local-files", "root": str(root)}
 
 
 #: file types by what they hold (a .csv may hold either: its columns decide)
@@ -208,6 +344,11 @@ class CampaignOptions:
     kind: str = "image"
     api_key_env: str | None = "LABEL_STUDIO_API_KEY"
     api_key_file: str | None = None
+    #: how photos of ``--images`` reach annotators (:data:`MEDIA_CHOICES`); the resolved mode is recorded
+    media: str = "auto"
+    media_url: str | None = None
+    #: the server's local files document root (None: from :data:`FILES_ROOT_ENV`)
+    files_root: str | None = None
 
     def as_params(self) -> dict[str, Any]:
         return {"url": self.url, "title": self.title, "kind": self.kind, "api_key_env": self.api_key_env,
@@ -230,6 +371,8 @@ def _oracle_for(store: Store, run_id: int, api_key: str, **extra: Any) -> Oracle
     pool = build_pool(config)
     project = store.oracle_state(run_id, "project_id")
     extra.setdefault("campaign_id", params.get("campaign_id"))
+    if params.get("media"):
+        extra.setdefault("media", params["media"])
     if project is None:  # a crash between creating the run and recording the project: adopt by title
         oracle = cls.for_project(params["url"], api_key, params["title"], pool.classes, params["kind"],
                                  previous_answers=lambda r, i: store.round_answers(r, i), **extra)
@@ -249,43 +392,66 @@ def _check_db_folder(db: str) -> None:
         raise ConfigError(f"the folder of --db {db} ({folder}) is not writable; pass another --db")
 
 
-def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, batch: int, init: int,
-                  options: CampaignOptions, learner: str = "logreg", seed: int = 0,
+def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], strategy: str, batch: int,
+                  init: int, options: CampaignOptions, learner: str = "logreg", seed: int = 0,
                   strategy_params: dict[str, Any] | None = None, min_fraction: float = 1.0,
-                  log: Callable[[str], None] | None = None, adopt: bool = False, **oracle_extra: Any) -> int:
+                  log: Callable[[str], None] | None = None, adopt: bool = False, images: str | None = None,
+                  encoder: str | None = None, encoder_weights: str | None = None, image_size: int | None = None,
+                  skip_bad: bool = False, text_column: str | None = None, **oracle_extra: Any) -> int:
     """Create (or adopt) the project, record the run, and send the seed batch.
 
     Everything is validated, and the project exists, before the run is written.
     A project of the same title that holds tasks of another campaign is refused
     unless ``adopt``: then it is shared, its other tasks left as they are.
+    ``images`` (a folder of photos) replaces ``data``; how its photos reach
+    annotators is ``options.media`` (:func:`resolve_media`), checked before
+    anything is created in Label Studio and recorded in the run's oracle
+    params, so every later ``campaign run`` sends the same URLs. In
+    ``local-files`` mode a local files storage of the project over the folder
+    is created (or reused) so that Label Studio serves its files. The run
+    records the inputs digest (the photos and the encoder).
     """
     log = log or (lambda _m: None)
     _check_db_folder(db)
     check_sqlite_file(Path(db))
     if not classes:
         raise ConfigError('no classes given; pass --labels "cat,dog,bird"')
-    dataset, dataset_params = data_source(data, classes, options.kind)
+    check_media_flags(options.media, options.media_url, images)
+    dataset, dataset_params = data_source(data, classes, options.kind, images=images, encoder=encoder,
+                                          encoder_weights=encoder_weights, image_size=image_size,
+                                          skip_bad=skip_bad, text_column=text_column)
+    source = images if images is not None else str(data)
     campaign_id = uuid.uuid4().hex[:12]
     config = RunConfig(dataset=dataset, strategy=strategy, seed=seed, rounds=1_000_000, batch=batch, init=init,
                        learner=learner, strategy_params=dict(strategy_params or {}), oracle=ORACLE,
                        oracle_params={**options.as_params(), "campaign_id": campaign_id},
                        dataset_params=dataset_params, min_fraction=min_fraction)
-    pool = campaign_pool(config, data, options.kind)
+    pool = campaign_pool(config, source, options.kind)
+    for note in pool.notes if pool.paths is not None else ():
+        log(note)
     if tuple(pool.classes) != tuple(classes):
-        raise ConfigError(f"--labels {list(classes)} differ from the classes of {data!r} {list(pool.classes)}; "
+        raise ConfigError(f"--labels {list(classes)} differ from the classes of {source!r} {list(pool.classes)}; "
                           "pass the dataset's class names in its order")
     validate(config, pool, build_learner(config.learner, pool), build_strategy(config.strategy,
                                                                                config.strategy_params))
     api_key = resolve_api_key(options.api_key_env, options.api_key_file)
     _check_url(options.url)
+    media: dict[str, Any] | None = None
+    if pool.paths is not None and pool.media_root is not None:
+        media = resolve_media(options.media, options.media_url, pool.media_root, options.url, api_key,
+                              options.as_params(), options.files_root, log)
+        config = replace(config, oracle_params={**config.oracle_params, "media": media})
+        log(f"photos reach annotators as {_media_words(media)}")
     try:
         oracle = ORACLES.get(ORACLE).for_project(options.url, api_key, options.title, pool.classes, options.kind,
                                                 project_wait=INIT_CONTACT_WAIT, campaign_id=campaign_id,
-                                                **oracle_extra)
+                                                media=media, **oracle_extra)
     except OracleError as exc:
         raise _fatal(exc, options.as_params(), options.title, api_key=api_key) from None
     try:
         _claim(oracle, options.title, adopt, log)
+        if media is not None and media["mode"] == "local-files":
+            _local_storage(oracle, str(pool.media_root), options.url, log)
     except BaseException:
         oracle.close()
         raise
@@ -310,6 +476,29 @@ def init_campaign(db: str, *, data: str, classes: Sequence[str], strategy: str, 
     finally:
         oracle.close()
         store.close()
+
+
+def _media_words(media: dict[str, Any]) -> str:
+    if media["mode"] == "local-files":
+        return f"local files served by Label Studio (document root {media['root']})"
+    if media["mode"] == "url":
+        return f"URLs {media['prefix']}<path> (resolved by Label Studio's storage; not checked here)"
+    return "JPEG data URIs inside the tasks (long side <= 1024 px)"
+
+
+def _local_storage(oracle: Any, folder: str, url: str, log: Callable[[str], None]) -> None:
+    """Create (or reuse) the project's local files storage over ``folder``; the server's refusal as one line."""
+    try:
+        storage = oracle.ensure_local_storage(folder)
+    except OracleError as exc:
+        if getattr(exc, "status", None) != 400:
+            raise
+        why = str(exc).split(": ", 1)[-1].split("; check the project")[0]
+        raise ConfigError(f"Label Studio at {url} refused a local files storage over {folder} ({why}); start the "
+                          "server with LS_FILES_ROOT=<a folder above the photos>, or pass --files-root with its "
+                          "real document root, or --media inline") from None
+    log(f"Label Studio serves the photos of {folder} through local files storage {storage} of project "
+        f"{oracle.project_id} (never synced: al-loop imports its own tasks)")
 
 
 @dataclass
@@ -390,8 +579,6 @@ def set_campaign_url(db: str, url: str, *, run: int | None = None, log: Callable
             raise ConfigError(f"run {run_id} of {db} has no Label Studio project yet; run `al-loop campaign run "
                               f"--db {db}` against the old URL, or start a new campaign")
         api_key = resolve_api_key(params.get("api_key_env"), params.get("api_key_file"))
-        from dataclasses import replace
-
         from oracles.label_studio import LabelStudioRetry  # no SDK import until a request is made
 
         retry = oracle_extra.pop("retry", None) or LabelStudioRetry()

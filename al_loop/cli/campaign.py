@@ -14,9 +14,32 @@ from al_loop.cli.app import campaign_app
 @campaign_app.command("init")
 def campaign_init(
     db: Annotated[Path, typer.Option(help="Store of the campaign.")],
-    data: Annotated[str, typer.Option(help="Built-in dataset name, features file (.npy/.npz/.csv) or texts (.csv/.txt).")],
     label_studio_url: Annotated[str, typer.Option(help="Label Studio URL, e.g. http://127.0.0.1:8080.")],
     labels: Annotated[str, typer.Option(help='Class names, comma-separated: "cat,dog,bird".')],
+    data: Annotated[str | None, typer.Option(
+        help="Built-in dataset name, features file (.npy/.npz/.csv) or texts (.csv/.txt/.jsonl).")] = None,
+    images: Annotated[Path | None, typer.Option(
+        help="A folder of photos (.jpg/.png/.webp/.bmp, nested folders allowed, no labels needed); "
+             "instead of --data.")] = None,
+    encoder: Annotated[str | None, typer.Option(
+        help="Encoder of --images (default efficientnet-lite0; pixels, timm:NAME, ...) or of texts "
+             "(default tfidf; minilm, hf:NAME).")] = None,
+    encoder_weights: Annotated[Path | None, typer.Option(help="Weights file of the encoder.")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Side in pixels the encoder sees photos at.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave out photos that cannot be read "
+                                           "(listed) instead of stopping.")] = False,
+    text_column: Annotated[str | None, typer.Option(help="Column of a .csv/.jsonl that holds the texts "
+                                                    "(default: text).")] = None,
+    media: Annotated[str, typer.Option(
+        help="How photos reach annotators: local-files (served by Label Studio from its document root), url "
+             "(--media-url), inline (JPEG data URIs in the tasks), or auto (url with --media-url, else local-files "
+             "when the server serves them, else inline).")] = "auto",
+    media_url: Annotated[str | None, typer.Option(
+        help="Prefix of the photos' URLs (https://, s3://, gs://, azure-blob://): a task's image is PREFIX + the "
+             "photo's path in the folder, passed to Label Studio as is (not checked to resolve).")] = None,
+    files_root: Annotated[Path | None, typer.Option(
+        help="Label Studio's local files document root (default: $LABEL_STUDIO_FILES_ROOT, which "
+             "scripts/labelstudio.sh writes to DIR/env).")] = None,
     strategy: Annotated[str, typer.Option(help="Query strategy.")] = "margin",
     batch: Annotated[int, typer.Option(help="Items per round.")] = 20,
     init: Annotated[int, typer.Option(help="Size of the seed batch (random).")] = 20,
@@ -40,11 +63,15 @@ def campaign_init(
     classes = [c.strip() for c in labels.split(",") if c.strip()]
     options = CampaignOptions(url=label_studio_url, title=title or f"al-loop {Path(db).stem}", kind=kind,
                               api_key_env=None if api_key_file else api_key_env,
-                              api_key_file=str(api_key_file) if api_key_file else None)
+                              api_key_file=str(api_key_file) if api_key_file else None, media=media,
+                              media_url=media_url, files_root=str(files_root) if files_root else None)
     run_id = init_campaign(str(db), data=data, classes=classes, strategy=strategy, batch=batch, init=init,
                            options=options, learner=learner, seed=seed, min_fraction=min_fraction,
                            strategy_params=parse_params(param, [strategy])[strategy], adopt=adopt,
-                           log=lambda m: console.print(m, highlight=False))
+                           log=lambda m: console.print(m, highlight=False),
+                           images=str(images) if images is not None else None, encoder=encoder,
+                           encoder_weights=str(encoder_weights) if encoder_weights is not None else None,
+                           image_size=image_size, skip_bad=skip_bad, text_column=text_column)
     console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
 
 
