@@ -37,4 +37,6 @@ __all__ = ["MODALITIES", "PREFIXES", "Encoder", "EncoderOptions", "get_encoder"]
 
 # the built-in encoders register themselves (no torch at import)
 from al_loop.encoders import efficientnet_lite as _efficientnet_lite  # noqa: E402,F401
+from al_loop.encoders import library_models as _library_models  # noqa: E402,F401
 from al_loop.encoders import simple as _simple  # noqa: E402,F401
+from al_loop.encoders import text_models as _text_models  # noqa: E402,F401

@@ -96,7 +96,7 @@ class TorchImageEncoder(Encoder):
 
     def __init__(self, name: str, options: EncoderOptions) -> None:
         if options.image_size is not None and options.image_size < 8:
-            raise ConfigError(f"encoder {name!r}: image size {options.image_size} is too small; use at least 32")
+            raise ConfigError(f"encoder {name!r}: image size {options.image_size} is too small; pass 8 or more (e.g. 224)")
         if options.batch_size < 1:
             raise ConfigError(f"encoder {name!r}: batch size {options.batch_size} must be at least 1")
         self.name = name
