@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +166,10 @@ def test_a_folder_through_efficientnet_lite0_at_32_pixels(tmp_path: Path, monkey
     entries = [p for p in (tmp_path / "cache").iterdir() if p.name != "sources"]
     state = json.loads((entries[0] / "progress.json").read_text())
     assert len(entries) == 1 and state["complete"] and state["d"] == 1280 and state["n"] == 6
+    # a hit in a new process reads the cache without importing torch (the model is never built)
+    code = ("import sys; from al_loop.datasets import load_dataset; "
+            f"ds = load_dataset('images', root={str(root)!r}, encoder='efficientnet-lite0', image_size=32); "
+            "print(ds.X.shape, 'torch' in sys.modules)")
+    env = {**os.environ, "AL_LOOP_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["(6,", "1280)", "False"]
