@@ -17,6 +17,7 @@ from al_loop.datasets import load_dataset, make_pool
 from al_loop.errors import (
     AlLoopError,
     ConfigError,
+    InputsChangedError,
     PluginMissingError,
     RunFailedError,
     RunLockedError,
@@ -43,6 +44,33 @@ def build_pool(config: RunConfig) -> Pool:
         dataset = load_dataset(config.dataset, **config.dataset_params)
         _POOL_CACHE[key] = make_pool(dataset, config.test_fraction, config.split_seed, config.val_fraction)
     return _POOL_CACHE[key]
+
+
+def stamp_inputs(config: RunConfig, pool: Pool | None = None) -> RunConfig:
+    """``config`` with ``inputs_digest`` set from its pool's digest (the pool is built when not given).
+
+    ``simulate`` and ``campaign init`` call it before the run is created, so
+    that :func:`controller_for` can refuse a run whose files changed since.
+    """
+    pool = build_pool(config) if pool is None else pool
+    return config if pool.digest == config.inputs_digest else dataclasses.replace(config, inputs_digest=pool.digest)
+
+
+def check_inputs(config: RunConfig, pool: Pool, run_id: int) -> None:
+    """Raise :class:`InputsChangedError` when the pool's digest is not the one the run started with.
+
+    Runs without a recorded digest (built-in data, older releases) are not checked.
+    """
+    if config.inputs_digest is None or pool.digest == config.inputs_digest:
+        return
+    params = config.dataset_params
+    source = str(params.get("root") or params.get("path") or params.get("features") or config.dataset)
+    if params.get("root") and not source.endswith("/"):
+        source += "/"
+    start = "`al-loop simulate`" if config.oracle == "simulated" else "`al-loop campaign init`"
+    raise InputsChangedError(f"the inputs of run {run_id} changed since it started ({source}: digest "
+                             f"{config.inputs_digest[:8]} -> {str(pool.digest)[:8]}); put the original files back, "
+                             f"or start a new run with {start}")
 
 
 def build_strategy(name: str, params: dict[str, Any]) -> Strategy:
@@ -120,6 +148,7 @@ def controller_for(store: Store, run_id: int, log: Callable[[str], None] | None 
     config = store.config(run_id)
     import_plugins(config.plugins, needed_by=f"run {run_id}")
     pool = build_pool(config)
+    check_inputs(config, pool, run_id)
     learner = build_learner(config.learner, pool)
     strategy = build_strategy(config.strategy, config.strategy_params)
     validate(config, pool, learner, strategy)
@@ -159,22 +188,27 @@ def plan_simulation(dataset: str, strategies: Sequence[str], seeds: Sequence[int
                                      oracle_params={"noise_rate": noise_rate, "skip_rate": skip_rate},
                                      query_ids=tuple(int(i) for i in query_ids),
                                      private_ids=tuple(int(i) for i in private_ids), **opts))
+    stamped = []
     for cfg in configs:
         pool = build_pool(cfg)
         validate(cfg, pool, build_learner(cfg.learner, pool), build_strategy(cfg.strategy, cfg.strategy_params))
         build_oracle(cfg, pool)
-    return configs
+        stamped.append(stamp_inputs(cfg, pool))
+    return stamped
 
 
 def record_items(store: Store, config: RunConfig, pool: Pool) -> bool:
-    """Record the user's item ids and texts of ``config``'s dataset once (``items`` table); False if already there.
+    """Record the user's item ids, texts and files of ``config``'s dataset once; False if already there.
 
-    Nothing is written when the data has neither (built-in datasets, plain arrays).
+    Rows go to the ``items`` table, the files left out as unreadable to
+    ``skipped_items``. Nothing is written when the data has none of them
+    (built-in datasets, plain arrays).
     """
     cat = pool.catalogue
     if cat is None:
         return False
-    return store.record_items(config.dataset_key(), cat.ids.tolist(), item_ids=cat.item_ids, texts=cat.texts)
+    return store.record_items(config.dataset_key(), cat.ids.tolist(), item_ids=cat.item_ids, texts=cat.texts,
+                              paths=cat.paths, skipped=cat.skipped)
 
 
 def run_configs(db: str, configs: Sequence[RunConfig], on_round: Callable[[int, str], None] | None = None,
@@ -241,7 +275,9 @@ def simulate(db: str, dataset: str, strategies: Sequence[str], seeds: Sequence[i
 
 #: failures that are not the run's: it stays ``running`` and ``resume`` tries it again
 #: (another process holds its lease; the disk, the network or a Dask cluster went away)
-NOT_THE_RUNS_FAULT: tuple[type[BaseException], ...] = (RunLockedError, OSError, PluginMissingError)
+#: (or its input files changed: putting them back fixes it)
+NOT_THE_RUNS_FAULT: tuple[type[BaseException], ...] = (RunLockedError, OSError, PluginMissingError,
+                                                       InputsChangedError)
 
 
 def failure_reason(exc: BaseException) -> str:

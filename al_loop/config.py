@@ -64,6 +64,11 @@ class RunConfig:
         Modules outside al-loop that registered the strategy, learner, dataset
         or oracle of this run; they are imported again before the run is
         rebuilt (``resume``, ``compare``), and a missing one is named.
+    inputs_digest : str or None
+        Digest of the input files and the encoder when the run started
+        (:attr:`al_loop.pool.Pool.digest`); a run whose pool now has another
+        digest is not rebuilt (:func:`al_loop.api.controller_for`). None: data
+        without one (built-in datasets, runs of older al-loop releases).
     """
 
     dataset: str
@@ -92,6 +97,7 @@ class RunConfig:
     init_strategy: str = "random"
     init_params: dict[str, Any] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()
+    inputs_digest: str | None = None
 
     def __post_init__(self) -> None:
         from al_loop.schedules import parse_schedule
@@ -131,12 +137,23 @@ class RunConfig:
         return cls(**data)
 
     def dataset_key(self) -> str:
-        """A short digest of the dataset and its parameters: the key of its rows in the ``items`` table."""
-        text = json.dumps([self.dataset, self.dataset_params], sort_keys=True, default=str)
-        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        """A short digest of the dataset, its parameters and inputs: the key of its rows in the ``items`` table."""
+        return dataset_key(self.dataset, self.dataset_params, self.inputs_digest)
 
     def group_key(self) -> str:
         """Everything but the seed: runs with equal keys may be averaged together."""
         data = dataclasses.asdict(self)
         data.pop("seed")
         return json.dumps(data, sort_keys=True)
+
+
+def dataset_key(dataset: str, dataset_params: dict[str, Any], inputs_digest: str | None = None) -> str:
+    """The ``items``/``skipped_items`` key of a dataset (stdlib only: ``al-loop status`` computes it too).
+
+    The inputs digest is part of the key when there is one, so a folder whose
+    files changed gets its own rows (paths and pool ids of the new listing);
+    without one the key is the one of older releases.
+    """
+    parts: list[Any] = [dataset, dataset_params] + ([inputs_digest] if inputs_digest is not None else [])
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

@@ -24,6 +24,10 @@ class DataError(AlLoopError):
     """Bad input data: NaN/Inf, duplicate ids, mismatched lengths, empty pool."""
 
 
+class InputsChangedError(DataError):
+    """A run's input files differ from those it started with (putting them back fixes it: not the run's fault)."""
+
+
 class StoreError(AlLoopError):
     """The SQLite store cannot be used: not SQLite, foreign, wrong schema."""
 

@@ -2,7 +2,8 @@
 
 Labels and selections carry, next to ``pool_id`` (the item's 0-based row in the
 data file as loaded), the user's own ``item_id`` (``--id-column``; None when the
-data had none) and, when any run of the store has texts, the item's ``text``.
+data had none), when any run of the store has files (image folders), the item's
+``path`` (relative to the folder) and, when any run has texts, the item's ``text``.
 Selections and rounds carry the round's ``phase``: the strategy that picked
 its batch (round 0: the run's init strategy; ``switch``: the inner strategy it
 ran that round; None for a round that has not selected). Rounds carry the
@@ -16,7 +17,7 @@ per answer, kept after the item is labelled again) with the ``answer``, the
 ``reason`` (with the annotators' disagreement, if any), ``annotation_id``,
 ``recorded_at`` and ``labeled_now`` (whether the item has a label today).
 Columns come in a fixed order: run columns, ``round``, ``pool_id``,
-``item_id`` (and ``text``), then the table's own.
+``item_id`` (and ``path``, ``text``), then the table's own.
 """
 
 from __future__ import annotations
@@ -63,11 +64,14 @@ def export_records(db: str, what: str) -> list[dict[str, Any]]:
         runs = store.runs()
         items = _items_by_run(store, runs) if what in ("labels", "quarantine", "selections") else {}
         with_text = any(row.text is not None for per_run in items.values() for row in per_run.values())
+        with_path = any(row.path is not None for per_run in items.values() for row in per_run.values())
 
         def item(run_id: int, pool_id: int) -> dict[str, Any]:
-            # the user's own id (and text) next to pool_id; the same columns in every record
+            # the user's own id (and file, text) next to pool_id; the same columns in every record
             row = items.get(run_id, {}).get(pool_id)
             extra: dict[str, Any] = {"item_id": row.item_id if row else None}
+            if with_path:
+                extra["path"] = row.path if row else None
             if with_text:
                 extra["text"] = row.text if row else None
             return extra

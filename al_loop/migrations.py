@@ -16,6 +16,9 @@ Released versions:
   phase of ``switch``) and the ``items`` table (the user's own item IDs, texts
   and file paths, per dataset); ``metrics.accuracy``/``macro_f1`` may be NULL
   (a campaign on unlabeled data has no test split to measure on).
+- 4: the ``skipped_items`` table (files of an image folder left out as
+  unreadable with ``--skip-bad``, per dataset); ``items.path`` now holds each
+  item's file.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def _v2_to_v3(con: sqlite3.Connection) -> None:
     con.execute("ALTER TABLE metrics_v3 RENAME TO metrics")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(con: sqlite3.Connection) -> None:
+    con.execute("CREATE TABLE skipped_items (dataset_key VARCHAR NOT NULL, path VARCHAR NOT NULL, "
+                "reason VARCHAR NOT NULL, PRIMARY KEY (dataset_key, path))")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def schema_version(path: Path) -> int:

@@ -17,10 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from al_loop.config import dataset_key  # stdlib only
+
 #: the schema the fast path reads; a test checks it equals :data:`al_loop.schema.SCHEMA_VERSION`
-EXPECTED_SCHEMA_VERSION = 3
+EXPECTED_SCHEMA_VERSION = 4
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _OPEN_ENDED = 1_000_000  # campaign runs are configured with this many rounds
+_NAMED_SKIPPED = 5  # the skipped files a status names (the count covers all)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class RunLine:
         Answers so far.
     last_accuracy, last_macro_f1 : float or None
         Test metrics of the last evaluation (None before the first).
+    encoder : str or None
+        The encoder that made the features (``dataset_params["encoder"]``; None: the data itself).
+    source : str or None
+        The folder or file of the data (``root`` / ``path`` / ``features``).
+    unreadable : tuple of (str, str)
+        Files of the run's dataset left out as unreadable (``--skip-bad``): (path, reason).
     """
 
     run_id: int
@@ -60,6 +69,9 @@ class RunLine:
     skipped: int
     last_accuracy: float | None
     last_macro_f1: float | None
+    encoder: str | None = None
+    source: str | None = None
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     @property
     def running(self) -> bool:
@@ -112,6 +124,9 @@ def _fast_lines(path: Path) -> list[RunLine] | None:
         last = {r: (a, f) for r, a, f in con.execute(
             "SELECT run_id, accuracy, macro_f1 FROM metrics AS o WHERE round = "
             "(SELECT max(round) FROM metrics WHERE run_id = o.run_id)")}
+        unreadable: dict[str, list[tuple[str, str]]] = {}
+        for key, fpath, reason in con.execute("SELECT dataset_key, path, reason FROM skipped_items ORDER BY path"):
+            unreadable.setdefault(key, []).append((fpath, reason))
         con.execute("COMMIT")
     except sqlite3.Error:
         return None
@@ -121,10 +136,12 @@ def _fast_lines(path: Path) -> list[RunLine] | None:
     for run_id, strategy, seed, dataset, status, note, config_json in runs:
         idx, state = current.get(run_id, (0, "TRAINING"))
         acc, f1 = last.get(run_id, (None, None))
+        key, encoder, source = _data_of(config_json)
         lines.append(RunLine(run_id=run_id, strategy=strategy, seed=seed, dataset=dataset, status=status, note=note,
                              round_idx=idx, state=state, rounds=_rounds(config_json),
                              labeled=answers.get((run_id, "labeled"), 0), skipped=answers.get((run_id, "skipped"), 0),
-                             last_accuracy=acc, last_macro_f1=f1))
+                             last_accuracy=acc, last_macro_f1=f1, encoder=encoder, source=source,
+                             unreadable=tuple(unreadable.get(key or "", ()))))
     return lines
 
 
@@ -133,6 +150,19 @@ def _rounds(config_json: str) -> int:
         return int(json.loads(config_json).get("rounds", 0))
     except (ValueError, TypeError, AttributeError):
         return 0
+
+
+def _data_of(config_json: str) -> tuple[str | None, str | None, str | None]:
+    """The run's dataset key (of the ``items`` tables), its encoder and its folder or file, from its config."""
+    try:
+        cfg = json.loads(config_json)
+        params = dict(cfg.get("dataset_params") or {})
+        key = dataset_key(cfg["dataset"], params, cfg.get("inputs_digest"))
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return None, None, None
+    source = params.get("root") or params.get("path") or params.get("features")
+    encoder = params.get("encoder")
+    return key, None if encoder is None else str(encoder), None if source is None else str(source)
 
 
 def _store_lines(path: Path) -> list[RunLine]:
@@ -147,13 +177,16 @@ def _store_lines(path: Path) -> list[RunLine]:
             rnd = store.current_round(run.id)
             labels = store.labels(run.id)
             metrics = store.metrics(run.id)
+            key, encoder, source = _data_of(run.config_json)
             lines.append(RunLine(run_id=run.id, strategy=run.strategy, seed=run.seed, dataset=run.dataset,
                                  status=run.status, note=run.note, round_idx=rnd.idx, state=rnd.state,
                                  rounds=_rounds(run.config_json),
                                  labeled=sum(r.status == "labeled" for r in labels),
                                  skipped=sum(r.status == "skipped" for r in labels),
                                  last_accuracy=metrics[-1].accuracy if metrics else None,
-                                 last_macro_f1=metrics[-1].macro_f1 if metrics else None))
+                                 last_macro_f1=metrics[-1].macro_f1 if metrics else None,
+                                 encoder=encoder, source=source,
+                                 unreadable=tuple(store.skipped_items(key)) if key else ()))
         return lines
     finally:
         store.close()
@@ -174,10 +207,18 @@ def read_status(db: str | Path) -> list[RunLine]:
 
 
 def status_rows(lines: Iterable[RunLine]) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells of the ``status`` table; a ``note`` column only when some run has a note."""
+    """Headers and cells of the ``status`` table.
+
+    An ``encoder`` column only when some run's features came from an encoder
+    (a text run without one shows ``tfidf``, the text loader's default); a
+    ``note`` column only when some run has a note.
+    """
     lines = list(lines)
     headers = ["run", "strategy", "seed", "dataset", "state", "round", "labels", "skipped", "last acc",
                "last macro-F1"]
+    with_encoder = any(ln.encoder for ln in lines)
+    if with_encoder:
+        headers.insert(4, "encoder")
     with_note = any(ln.note for ln in lines)
     if with_note:
         headers.append("note")
@@ -187,7 +228,28 @@ def status_rows(lines: Iterable[RunLine]) -> tuple[list[str], list[list[str]]]:
                  str(ln.labeled), str(ln.skipped),
                  "-" if ln.last_accuracy is None else f"{ln.last_accuracy:.4f}",
                  "-" if ln.last_macro_f1 is None else f"{ln.last_macro_f1:.4f}"]
+        if with_encoder:
+            cells.insert(4, ln.encoder or ("tfidf" if ln.dataset == "text" else "-"))
         if with_note:
             cells.append(ln.note or "")
         rows.append(cells)
     return headers, rows
+
+
+def unreadable_lines(lines: Iterable[RunLine]) -> list[str]:
+    """One line per dataset with files left out as unreadable (at most five named), e.g.
+
+    ``runs 1, 2 (photos): 3 file(s) skipped as unreadable: a/b.jpg (cannot identify image file), ...``
+    """
+    groups: dict[tuple[str | None, tuple[tuple[str, str], ...]], list[int]] = {}
+    for ln in lines:
+        if ln.unreadable:
+            groups.setdefault((ln.source, ln.unreadable), []).append(ln.run_id)
+    out = []
+    for (source, files), run_ids in groups.items():
+        named = ", ".join(f"{p} ({reason})" for p, reason in files[:_NAMED_SKIPPED])
+        more = f", and {len(files) - _NAMED_SKIPPED} more" if len(files) > _NAMED_SKIPPED else ""
+        runs = ("run " if len(run_ids) == 1 else "runs ") + ", ".join(map(str, run_ids))
+        where = f" ({source})" if source else ""
+        out.append(f"{runs}{where}: {len(files)} file(s) skipped as unreadable: {named}{more}")
+    return out

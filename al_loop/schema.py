@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> str:
@@ -65,6 +65,19 @@ class ItemRow(SQLModel, table=True):
     item_id: str | None = None
     text: str | None = None
     path: str | None = None
+
+
+class SkippedItemRow(SQLModel, table=True):
+    """A file of a dataset that could not be read and was left out (``--skip-bad``; schema v4).
+
+    Keyed like :class:`ItemRow` by ``dataset_key``; ``path`` is relative to the
+    dataset's folder (POSIX), ``reason`` the decoder's message.
+    """
+
+    __tablename__ = "skipped_items"
+    dataset_key: str = Field(primary_key=True)
+    path: str = Field(primary_key=True)
+    reason: str
 
 
 class SelectionRow(SQLModel, table=True):

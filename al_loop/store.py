@@ -51,6 +51,7 @@ from al_loop.schema import (
     RoundRow,
     RunRow,
     SelectionRow,
+    SkippedItemRow,
     utcnow,
 )
 from al_loop.types import Answer, RoundState, RunStatus
@@ -368,11 +369,14 @@ class Store:
 
     # -- items ----------------------------------------------------------------------
     def record_items(self, dataset_key: str, pool_ids: Sequence[int], item_ids: Sequence[str | None] | None = None,
-                     texts: Sequence[str | None] | None = None, paths: Sequence[str | None] | None = None) -> bool:
+                     texts: Sequence[str | None] | None = None, paths: Sequence[str | None] | None = None,
+                     skipped: Sequence[tuple[str, str]] = ()) -> bool:
         """Record what the user knows each item by, once per dataset; returns False if already recorded.
 
         ``pool_ids`` are global pool ids; ``item_ids``, ``texts`` and ``paths``
-        are aligned with them (each may be None).
+        are aligned with them (each may be None). ``skipped``: the files left
+        out as unreadable, ``(relative path, reason)``, written in the same
+        transaction (``skipped_items`` table).
         """
         n = len(pool_ids)
         for name, seq in (("item_ids", item_ids), ("texts", texts), ("paths", paths)):
@@ -385,7 +389,16 @@ class Store:
                 s.add(ItemRow(dataset_key=dataset_key, pool_id=int(pid),
                               item_id=None if item_ids is None or item_ids[i] is None else str(item_ids[i]),
                               text=None if texts is None else texts[i], path=None if paths is None else paths[i]))
+            for path, reason in dict(skipped).items():  # one row per file
+                s.add(SkippedItemRow(dataset_key=dataset_key, path=str(path), reason=str(reason)))
         return True
+
+    def skipped_items(self, dataset_key: str) -> list[tuple[str, str]]:
+        """``[(path, reason)]`` of the files of a dataset left out as unreadable, sorted by path."""
+        with self.read() as s:
+            rows = s.exec(select(SkippedItemRow).where(SkippedItemRow.dataset_key == dataset_key)
+                          .order_by(SkippedItemRow.path))
+            return [(r.path, r.reason) for r in rows]
 
     def items(self, dataset_key: str) -> dict[int, ItemRow]:
         """``{pool_id: ItemRow}`` of a dataset (empty when nothing was recorded)."""

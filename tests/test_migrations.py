@@ -105,5 +105,28 @@ def test_upgraded_metrics_take_a_run_without_a_test_score(version: int, tmp_path
     con.commit()
     info = {r[1]: r for r in con.execute("PRAGMA table_info(rounds)")}
     assert "info_json" in info
-    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+    items = con.execute("SELECT count(*) FROM items").fetchone()[0]
+    assert items == (60 if version == 3 else 0)  # the v3 fixture's texts were recorded; older stores had no table
     con.close()
+
+
+def test_v3_store_gains_the_skipped_items_table_and_keeps_its_items(tmp_path: Path) -> None:
+    path = _copy(3, tmp_path)
+    con = sqlite3.connect(path)
+    items_before = con.execute("SELECT dataset_key, pool_id, item_id, text, path FROM items ORDER BY 1, 2").fetchall()
+    assert "skipped_items" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    con.close()
+    assert upgrade(path)[:2] == (3, SCHEMA_VERSION)
+    con = sqlite3.connect(path)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(skipped_items)")]
+    assert cols == ["dataset_key", "path", "reason"]
+    assert con.execute("SELECT dataset_key, pool_id, item_id, text, path FROM items ORDER BY 1, 2").fetchall() == (
+        items_before)
+    con.close()
+    store = Store(path)
+    run = store.runs()[0]
+    key = store.config(run.id).dataset_key()  # a run without an inputs digest keeps its old key
+    assert len(store.items(key)) == 60 and store.skipped_items(key) == []
+    assert store.record_items("k", [0, 1], paths=["a/x.png", "a/y.png"], skipped=[("a/z.png", "truncated")])
+    assert store.skipped_items("k") == [("a/z.png", "truncated")]
+    store.close()

@@ -18,15 +18,22 @@ def status(db: Annotated[Path, typer.Option(help="Store to read (read-only).")])
     from rich.table import Table
     from rich.text import Text
 
-    from al_loop.run_status import read_status, status_rows  # stdlib only: status answers fast
+    from al_loop.run_status import (  # stdlib only: status answers fast
+        read_status,
+        status_rows,
+        unreadable_lines,
+    )
 
-    headers, rows = status_rows(read_status(db))
+    lines = read_status(db)
+    headers, rows = status_rows(lines)
     table = Table(title=str(db))
     for col in headers:
         table.add_column(col, overflow="fold")
     for cells in rows:
         table.add_row(*(Text(c) for c in cells))  # notes and names are not markup
     out_console.print(table)
+    for line in unreadable_lines(lines):
+        out_console.print(Text(line))
 
 
 @app.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,7 +50,12 @@ def simulate(
     categorical: Annotated[list[str], typer.Option(help="Columns to one-hot encode (comma list, repeatable).")] = [],  # noqa: B006
     numeric_only: Annotated[bool, typer.Option("--numeric-only", help="Drop the other non-numeric columns (with a note).")] = False,
     impute: Annotated[str | None, typer.Option(help="Missing values: mean, median or drop (the rows).")] = None,
-    texts: Annotated[Path | None, typer.Option(help="Labelled texts (.csv or .jsonl), TF-IDF features.")] = None,
+    texts: Annotated[Path | None, typer.Option(help="Labelled texts (.csv or .jsonl), TF-IDF features (or --encoder).")] = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of labelled images, one subfolder per class.")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Encoder of --images (default efficientnet-lite0) or --texts (default tfidf): pixels, minilm, timm:NAME, ...")] = None,
+    encoder_weights: Annotated[Path | None, typer.Option(help="Weights file of --encoder (torchvision:/timm:/hf: models).")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Side in pixels the encoder sees (--images).")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave unreadable images out (status lists them) instead of stopping.")] = False,
     text_column: Annotated[str, typer.Option(help="Text column of --texts.")] = "text",
     test_fraction: Annotated[float | None, typer.Option(help="Share held out as the test split (default 0.25).")] = None,
     test_features: Annotated[Path | None, typer.Option(help="A test set of your own: features file (as --features).")] = None,
@@ -67,7 +75,9 @@ def simulate(
     dataset, dataset_params = own_data_params(
         dataset, features=features, labels=labels, label_column=label_column, id_column=id_column,
         drop_columns=drop_columns, categorical=categorical, numeric_only=numeric_only, impute=impute, texts=texts,
-        text_column=text_column, test_fraction=test_fraction, test_features=test_features, test_labels=test_labels)
+        text_column=text_column, test_fraction=test_fraction, test_features=test_features, test_labels=test_labels,
+        media=MediaOptions(images=images, encoder=encoder, encoder_weights=encoder_weights, image_size=image_size,
+                           skip_bad=skip_bad))
     if data_root is not None:
         dataset_params["root"] = str(data_root)
     if limit is not None:
@@ -79,17 +89,18 @@ def simulate(
     params = parse_params(param, strategy)
     check_sqlite_file(db)
     check_writable(db)  # a read-only file or folder: one line before any work
-    configs = api.plan_simulation(dataset=dataset, strategies=strategy, seeds=list(range(seeds)), rounds=rounds,
-                                  batch=batch, init=init, learner=learner, strategy_params=params,
-                                  dataset_params=dataset_params, noise_rate=noise_rate, skip_rate=skip_rate,
-                                  query_ids=ids_option(query_ids, query_file),
-                                  private_ids=ids_option(private_ids, private_file),
-                                  options={"batch_schedule": batch_schedule, "max_labels": max_labels,
-                                           "val_fraction": val_fraction, "stop_target": stop_target,
-                                           "stop_metric": stop_metric, "plateau_rounds": plateau_rounds,
-                                           "plateau_delta": plateau_delta, "init_strategy": init_strategy,
-                                           **({"test_fraction": test_fraction} if test_fraction is not None
-                                              else {})})
+    with encode_progress():  # an image folder or texts are encoded here (once: the pool and the cache keep them)
+        configs = api.plan_simulation(dataset=dataset, strategies=strategy, seeds=list(range(seeds)), rounds=rounds,
+                                      batch=batch, init=init, learner=learner, strategy_params=params,
+                                      dataset_params=dataset_params, noise_rate=noise_rate, skip_rate=skip_rate,
+                                      query_ids=ids_option(query_ids, query_file),
+                                      private_ids=ids_option(private_ids, private_file),
+                                      options={"batch_schedule": batch_schedule, "max_labels": max_labels,
+                                               "val_fraction": val_fraction, "stop_target": stop_target,
+                                               "stop_metric": stop_metric, "plateau_rounds": plateau_rounds,
+                                               "plateau_delta": plateau_delta, "init_strategy": init_strategy,
+                                               **({"test_fraction": test_fraction} if test_fraction is not None
+                                                  else {})})
     from al_loop.distributed import cluster_session
 
     interrupt_hint("simulate", db, f"al-loop resume --db {db}")
@@ -100,21 +111,96 @@ def simulate(
     print_summary([str(db)], metric)
 
 
+@dataclass(frozen=True)
+class MediaOptions:
+    """simulate's options of image folders and encoders (None / False: not given)."""
+
+    images: Path | None = None
+    encoder: str | None = None
+    encoder_weights: Path | None = None
+    image_size: int | None = None
+    skip_bad: bool = False
+
+    def given(self) -> list[str]:
+        """The encoder options given, as the user typed them."""
+        return [name for name, value in (("--encoder", self.encoder), ("--encoder-weights", self.encoder_weights),
+                                         ("--image-size", self.image_size), ("--skip-bad", self.skip_bad))
+                if value not in (None, False)]
+
+
+def _media_params(media: MediaOptions, *, images: bool) -> dict[str, Any]:
+    """The loader parameters of the encoder options given (the checks that need no data)."""
+    from al_loop.errors import ConfigError
+
+    if not images:
+        only_images = [g for g in media.given() if g in ("--image-size", "--skip-bad")]
+        if only_images:
+            raise ConfigError(f"{', '.join(only_images)} go(es) with --images folders, not with --texts; drop it")
+    params: dict[str, Any] = {}
+    if media.encoder is not None:
+        if not media.encoder.strip():
+            raise ConfigError("--encoder is empty; pass a name such as efficientnet-lite0, pixels, minilm or tfidf "
+                              "(`al-loop encoders` lists them)")
+        params["encoder"] = media.encoder
+    if media.encoder_weights is not None:
+        if not media.encoder_weights.is_file():
+            raise ConfigError(f"--encoder-weights {media.encoder_weights} does not exist (or is not a file); pass "
+                              "the path of the weights file")
+        params["encoder_weights"] = str(media.encoder_weights.resolve())
+    if media.image_size is not None:
+        if media.image_size < 8:
+            raise ConfigError(f"--image-size {media.image_size} is too small; pass 8 or more (e.g. 224)")
+        params["image_size"] = media.image_size
+    if media.skip_bad:
+        params["skip_bad"] = True
+    return params
+
+
 def own_data_params(dataset: str, *, features: Path | None, labels: Path | None, label_column: str,
                     id_column: str | None, drop_columns: list[str], categorical: list[str], numeric_only: bool,
                     impute: str | None, texts: Path | None, text_column: str, test_fraction: float | None,
-                    test_features: Path | None, test_labels: Path | None) -> tuple[str, dict[str, Any]]:
+                    test_features: Path | None, test_labels: Path | None,
+                    media: MediaOptions | None = None) -> tuple[str, dict[str, Any]]:
     """Dataset name and parameters of simulate's data options (only the options given are recorded).
+
+    ``--images DIR`` is the ``images`` dataset (labelled: one subfolder per
+    class) and records its encoder always, the default included
+    (``efficientnet-lite0``), so a run is rebuilt with the encoder it started
+    with whatever a later release defaults to; ``--texts`` records an
+    ``--encoder`` only when given (none: TF-IDF, as before).
 
     Raises ConfigError for options that cannot go together or that the chosen data cannot use.
     """
     from al_loop.errors import ConfigError
 
+    media = media or MediaOptions()
     table = {"drop_columns": ",".join(drop_columns), "categorical": ",".join(categorical),
              "numeric_only": numeric_only, "impute": impute}
     table = {k: v for k, v in table.items() if v}
     if test_fraction is not None and test_features is not None:
         raise ConfigError("--test-fraction and --test-features both choose the test set; give one of them")
+    if media.images is not None:
+        for name, value in (("--texts", texts), ("--features", features), ("--labels", labels)):
+            if value is not None:
+                raise ConfigError(f"--images and {name} are two data sources; give one of them")
+        if dataset not in ("digits", "images"):  # digits is the default: only an explicit other name conflicts
+            raise ConfigError(f"--images is the 'images' dataset, not {dataset!r}; drop --dataset or pass "
+                              "--dataset images")
+        unused = [f"--{k.replace('_', '-')}" for k in table] + [
+            name for name, value in (("--id-column", id_column), ("--test-features", test_features),
+                                     ("--test-labels", test_labels)) if value is not None]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} apply to --features tables, not to --images; drop them (the "
+                              "class folders are the labels; hold images out with --test-fraction)")
+        params = {"root": str(media.images.resolve()) if media.images.is_dir() else str(media.images),
+                  "labeled": True, "encoder": "efficientnet-lite0", **_media_params(media, images=True)}
+        return "images", params
+    if texts is None and dataset not in ("images", "text") and media.given():
+        what = "--features tables" if (dataset == "file" or features is not None) else f"the built-in {dataset!r}"
+        raise ConfigError(f"{', '.join(media.given())} go(es) with --images DIR or --texts FILE, not with {what}; "
+                          "drop it or pass --images/--texts")
+    if dataset == "images":
+        raise ConfigError("--dataset images needs --images DIR (one subfolder of images per class)")
     if texts is not None:
         if features is not None or labels is not None:
             raise ConfigError("--texts and --features/--labels are two data sources; give one of them")
@@ -125,7 +211,8 @@ def own_data_params(dataset: str, *, features: Path | None, labels: Path | None,
         if unused:
             raise ConfigError(f"{', '.join(unused)} apply to --features tables, not to --texts; drop them "
                               "(hold texts out with --test-fraction)")
-        params: dict[str, Any] = {"path": str(texts), "text_column": text_column, "label_column": label_column}
+        params = {"path": str(texts), "text_column": text_column, "label_column": label_column,
+                  **_media_params(media, images=False)}
         return "text", {**params, **({"id_column": id_column} if id_column else {})}
     if dataset == "text":
         raise ConfigError("--dataset text needs --texts FILE (.csv or .jsonl with --text-column and "
@@ -146,14 +233,83 @@ def own_data_params(dataset: str, *, features: Path | None, labels: Path | None,
     return dataset, {}
 
 
-def _with_progress(total: int, work: Any) -> Any:
-    """Run ``work(on_round, log)`` under a progress bar of ``total`` rounds."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _encode_columns() -> tuple[Any, ...]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn())
+
+
+def _encode_reporter(progress: Any) -> Any:
+    """A ``(done, total)`` callback that shows the encode as an ``encoding`` task of ``progress``."""
+    task: list[Any] = []
+
+    def report(done: int, total: int) -> None:
+        if not task:
+            task.append(progress.add_task("encoding", total=total))
+        progress.update(task[0], completed=done, total=total)
+
+    return report
+
+
+@contextmanager
+def encode_progress(progress: Any = None) -> Iterator[None]:
+    """Show the encodes of the block (the embedding cache's progress callback) as a bar with an ETA on stderr.
+
+    The API never prints: the cache reports ``(done, total)`` per chunk to the
+    callback of :func:`al_loop.encode_progress.reporting_progress`, set here for
+    the block only. ``progress``: an open rich Progress to add the task to (a
+    second live display cannot run beside it); None: a bar of its own, shown
+    only if something is encoded (a cache hit or tabular data shows nothing).
+    """
+    from al_loop.encode_progress import reporting_progress
+
+    if progress is not None:
+        with reporting_progress(_encode_reporter(progress)):
+            yield
+        return
+    from rich.progress import Progress
+
+    own = Progress(*_encode_columns(), console=console, transient=False)
+    started: list[bool] = []
+    inner = _encode_reporter(own)
+
+    def report(done: int, total: int) -> None:
+        if not started:
+            own.start()
+            started.append(True)
+        inner(done, total)
+
+    try:
+        with reporting_progress(report):
+            yield
+    except BaseException:
+        own.live.transient = True  # an error is one line: the bar goes
+        raise
+    finally:
+        if started:
+            own.stop()
+
+
+def _with_progress(total: int, work: Any) -> Any:
+    """Run ``work(on_round, log)`` under a progress bar of ``total`` rounds (and of any encode it does)."""
+    from rich.progress import Progress
+
+    with Progress(*_encode_columns(), console=console, transient=False) as progress:
         task = progress.add_task("rounds", total=total)
-        result = work(lambda _r, _s: progress.advance(task), lambda msg: progress.console.print(f"[yellow]{msg}"))
+        try:
+            with encode_progress(progress):  # resume builds the pools (and may encode) inside the rounds
+                result = work(lambda _r, _s: progress.advance(task),
+                              lambda msg: progress.console.print(f"[yellow]{msg}"))
+        except BaseException:
+            progress.live.transient = True  # an error is one line: the bar goes
+            raise
         progress.update(task, completed=total)
     return result
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from al_loop.encode_progress import current_progress
 from al_loop.encoders.base import Encoder
 from al_loop.errors import ConfigError, DataError
 
@@ -156,7 +157,9 @@ def embed(encoder: Encoder, n: int, load: Callable[[int, int], Sequence[Any]], i
     chunk : int
         Items per finished, recorded chunk (the unit of resume).
     progress : callable (done, total), optional
-        Called after each chunk (and once at the start with the rows already done).
+        Called after each chunk (and once at the start with the rows already done); None: the
+        callback a caller up the stack set with :func:`al_loop.encode_progress.reporting_progress`
+        (the CLI's bar), if any.
     skip_bad : bool
         Leave unreadable items out (returned in ``bad``) instead of raising DataError.
     log : callable (str), optional
@@ -181,6 +184,7 @@ def embed(encoder: Encoder, n: int, load: Callable[[int, int], Sequence[Any]], i
     """
     if n <= 0:
         raise DataError("there are no items to embed; give at least one image or text")
+    progress = current_progress(progress)
     root = cache_root(cache_dir)
     key = entry_key(inputs_digest, encoder)
     entry = root / key
