@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from al_loop.api import build_learner, build_pool, build_strategy, record_items, validate
+from al_loop.api import build_learner, build_pool, build_strategy, record_items, stamp_inputs, validate
 from al_loop.config import RunConfig
 from al_loop.controller import Controller, withdrawn_ids
 from al_loop.errors import ConfigError, DataError, OracleError, StoreError
@@ -429,6 +429,7 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     pool = campaign_pool(config, source, options.kind)
     for note in pool.notes if pool.paths is not None else ():
         log(note)
+    config = stamp_inputs(config, pool)
     if tuple(pool.classes) != tuple(classes):
         raise ConfigError(f"--labels {list(classes)} differ from the classes of {source!r} {list(pool.classes)}; "
                           "pass the dataset's class names in its order")

@@ -143,7 +143,7 @@ def project_of(db: Path) -> tuple[int, int, dict[str, Any]]:
         run_id = max(r.id for r in store.runs() if r.id is not None)
         config = store.config(run_id)
         return run_id, int(store.oracle_state(run_id, "project_id") or -1), {
-            "oracle_params": config.oracle_params}
+            "oracle_params": config.oracle_params, "inputs_digest": config.inputs_digest}
     finally:
         store.close()
 
@@ -205,6 +205,7 @@ def test_local_files_campaign_serves_the_photos_and_pulls_an_answer(
     run_id, project_id, recorded = project_of(db)
     projects.append(project_id)
     assert recorded["oracle_params"]["media"] == {"mode": "local-files", "root": str(media_server.files_root)}
+    assert recorded["inputs_digest"]  # the photos and the encoder, checked on resume
     tasks = tasks_of(media_server, project_id)
     assert len(tasks) == 4
     for task in tasks:
