@@ -32,8 +32,15 @@ _NOT_HASHED = {"README.md", ".gitattributes"}
 
 
 def _offline() -> None:
+    """No hub, and no bars of transformers' own: the weights load from a local folder and the encode has al-loop's bar."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the encoder's own require() names the missing extra
+        return
+    hf_logging.disable_progress_bar()  # "Loading weights: 100%|..." on every load otherwise
 
 
 def _texts(encoder: str, items: Sequence[Any]) -> list[str]:
