@@ -25,6 +25,12 @@ demo: venv
 	$(VENV)/bin/al-loop simulate --dataset digits --strategy random --strategy entropy --strategy margin \
 		--strategy switch --seeds 3 --rounds 10 --batch 10 --init 20 --learner logreg --db demo-out/demo.sqlite
 	$(VENV)/bin/al-loop curves --db demo-out/demo.sqlite --out demo-out/curves.png > /dev/null  # the table is above
+	@# a folder of photos (ImageFolder layout, written from scikit-learn's digits) through EfficientNet-Lite0
+	rm -rf demo-out/photos demo-out/photos.sqlite demo-out/photos.sqlite-wal demo-out/photos.sqlite-shm
+	$(PY) examples/photo_folder.py demo-out/photos
+	AL_LOOP_CACHE_DIR=demo-out/cache $(VENV)/bin/al-loop simulate --images demo-out/photos --encoder efficientnet-lite0 \
+		--image-size 96 --strategy random --strategy typiclust --strategy margin --seeds 2 --rounds 6 --batch 8 \
+		--init 8 --db demo-out/photos.sqlite
 
 # Exit status 5 (no tests collected) is a failure like any other non-zero status.
 test: venv
