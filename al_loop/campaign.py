@@ -349,10 +349,21 @@ class CampaignOptions:
     media_url: str | None = None
     #: the server's local files document root (None: from :data:`FILES_ROOT_ENV`)
     files_root: str | None = None
+    #: ``pull`` (``campaign run`` polls the server) or ``backend`` (``al-loop serve`` is the project's model)
+    mode: str = "pull"
+    #: where Label Studio reaches ``al-loop serve`` (backend mode), e.g. http://127.0.0.1:9090
+    backend_url: str | None = None
+    #: variable holding ``user:password`` of the backend's basic auth (backend mode; never recorded itself)
+    basic_auth_env: str | None = None
 
     def as_params(self) -> dict[str, Any]:
-        return {"url": self.url, "title": self.title, "kind": self.kind, "api_key_env": self.api_key_env,
-                "api_key_file": self.api_key_file}
+        params = {"url": self.url, "title": self.title, "kind": self.kind, "api_key_env": self.api_key_env,
+                  "api_key_file": self.api_key_file}
+        if self.mode == "backend":  # pull runs keep the keys (and the config) they always had
+            params.update(mode="backend", backend_url=str(self.backend_url).rstrip("/"))
+            if self.basic_auth_env:
+                params["basic_auth_env"] = self.basic_auth_env
+        return params
 
 
 def campaign_params(store: Store, run_id: int) -> dict[str, Any]:
@@ -416,6 +427,7 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     check_sqlite_file(Path(db))
     if not classes:
         raise ConfigError('no classes given; pass --labels "cat,dog,bird"')
+    check_backend_flags(options.mode, options.backend_url, options.basic_auth_env)
     check_media_flags(options.media, options.media_url, images)
     dataset, dataset_params = data_source(data, classes, options.kind, images=images, encoder=encoder,
                                           encoder_weights=encoder_weights, image_size=image_size,
@@ -453,6 +465,7 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
         _claim(oracle, options.title, adopt, log)
         if media is not None and media["mode"] == "local-files":
             _local_storage(oracle, str(pool.media_root), options.url, log)
+        registered = _register_backend(oracle, config.oracle_params, log) if options.mode == "backend" else {}
     except BaseException:
         oracle.close()
         raise
@@ -466,6 +479,8 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
         record_items(store, config, pool)  # the user's ids and texts, for exports
         run_id = store.create_run(config)
         store.set_oracle_state(run_id, "project_id", str(oracle.project_id))
+        for key, value in registered.items():
+            store.set_oracle_state(run_id, key, value)
         log(f"run {run_id}: Label Studio project {oracle.project_id} ({options.title!r})")
         ctl = Controller(store, run_id, pool, build_learner(config.learner, pool),
                          build_strategy(config.strategy, config.strategy_params), oracle, log=log)
@@ -500,6 +515,115 @@ def _local_storage(oracle: Any, folder: str, url: str, log: Callable[[str], None
                           "real document root, or --media inline") from None
     log(f"Label Studio serves the photos of {folder} through local files storage {storage} of project "
         f"{oracle.project_id} (never synced: al-loop imports its own tasks)")
+
+
+#: ``campaign init --mode``
+MODES = ("pull", "backend")
+#: the Label Studio events ``al-loop serve`` is sent (its ``/webhook``): answers given, changed, withdrawn
+WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED",
+                   "TASKS_DELETED")
+#: the title the ML backend has in the project's Model settings
+BACKEND_TITLE = "al-loop"
+
+
+def check_backend_flags(mode: str, backend_url: str | None, basic_auth_env: str | None) -> None:
+    """``--mode``, ``--backend-url`` and ``--basic-auth-env`` on their own (before anything is read or created)."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown --mode {mode!r}; use pull (campaign run polls Label Studio) or backend "
+                          "(al-loop serve is the project's model)")
+    if mode == "pull":
+        if backend_url is not None or basic_auth_env is not None:
+            raise ConfigError("--backend-url and --basic-auth-env go with --mode backend; add it, or drop them")
+        return
+    if not backend_url:
+        raise ConfigError("--mode backend needs --backend-url URL: where Label Studio reaches `al-loop serve`, "
+                          "e.g. http://127.0.0.1:9090")
+    if not backend_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--backend-url {backend_url!r} is not an http(s) URL; write e.g. http://127.0.0.1:9090")
+    if basic_auth_env is not None:
+        basic_auth(basic_auth_env)
+
+
+def basic_auth(env: str | None) -> tuple[str, str] | None:
+    """``(user, password)`` from ``$env`` (``user:password``), or None without a variable name."""
+    if not env:
+        return None
+    value = os.environ.get(env, "")
+    user, sep, password = value.partition(":")
+    if not value:
+        raise ConfigError(f"environment variable {env} (--basic-auth-env) is not set; export it as user:password, "
+                          "the basic auth al-loop serve checks")
+    if not sep or not user or not password:
+        raise ConfigError(f"environment variable {env} (--basic-auth-env) is not user:password; write it as "
+                          "USER:PASSWORD (the password may hold ':')")
+    return user, password
+
+
+def _register_backend(oracle: Any, params: dict[str, Any], log: Callable[[str], None]) -> dict[str, str]:
+    """Register (or adopt, by URL) the webhook and the ML backend of a backend-mode run; their ids.
+
+    The webhook is registered at once (Label Studio does not call it then). The
+    ML backend only when ``al-loop serve`` already answers at the backend URL:
+    Label Studio calls its ``/health`` and ``/setup`` before it accepts it, and
+    1.23 has no way to skip that. When nothing answers yet the id is left out
+    (``ml_backend`` pending) and ``al-loop serve`` registers it once it listens
+    (:func:`connect_backend`). Wrong basic auth and a blocked local address end
+    the command with one line.
+    """
+    from oracles.label_studio import BackendAuthRefused, BackendUnreachable, LocalAddressBlocked
+
+    url = params["backend_url"]
+    auth = basic_auth(params.get("basic_auth_env"))
+    out: dict[str, str] = {}
+    try:
+        out["webhook_id"] = str(oracle.ensure_webhook(f"{url}/webhook", WEBHOOK_ACTIONS))
+        try:
+            out["ml_backend_id"] = str(oracle.ensure_ml_backend(url, BACKEND_TITLE, auth))
+        except BackendUnreachable:
+            log(f"the model at {url} is registered with project {oracle.project_id} when `al-loop serve` starts "
+                "(Label Studio checks a model's /health and /setup before it accepts it)")
+            return out
+    except (LocalAddressBlocked, BackendAuthRefused) as exc:
+        raise ConfigError(str(exc)) from None
+    log(f"Label Studio project {oracle.project_id} uses the model at {url} (ML backend {out['ml_backend_id']}, "
+        f"webhook {out['webhook_id']})")
+    return out
+
+
+def connect_backend(db: str, *, run: int | None = None, log: Callable[[str], None] | None = None,
+                    **oracle_extra: Any) -> dict[str, str]:
+    """Register (or adopt) a backend-mode run's webhook and ML backend; record and return their ids.
+
+    ``al-loop serve`` calls it once it listens (Label Studio calls the backend
+    while it registers it, so not from the app's startup, before the socket is
+    open). Idempotent: registrations at the same URL are adopted. A backend
+    that Label Studio still cannot reach raises the one line of
+    :class:`~oracles.label_studio.BackendUnreachable`.
+    """
+    log = log or (lambda _m: None)
+    store = Store(db)
+    try:
+        run_id = pick_run(store, db, run)
+        params = campaign_params(store, run_id)
+        if params.get("mode") != "backend":
+            raise ConfigError(f"run {run_id} of {db} is a pull-mode campaign (`al-loop campaign run`); start a "
+                              "campaign with `campaign init --mode backend --backend-url URL` to serve it")
+        run_id, params, api_key, oracle = _open_run(store, db, run_id, oracle_extra)
+        try:
+            try:
+                got = _register_backend(oracle, params, log)
+            except OracleError as exc:
+                raise _fatal(exc, params, oracle.project_id, db=db, run_id=run_id, api_key=api_key) from None
+            for key, value in got.items():
+                store.set_oracle_state(run_id, key, value)
+            if "ml_backend_id" not in got:
+                raise OracleError(f"Label Studio at {params['url']} could not reach the model at "
+                                  f"{params['backend_url']}; check that `al-loop serve` listens there")
+            return got
+        finally:
+            oracle.close()
+    finally:
+        store.close()
 
 
 @dataclass

@@ -1115,3 +1115,126 @@ class LabelStudioOracle(Oracle):
             p: a.annotation_id for p, a in answers.items() if a.status != "deleted" and a.annotation_id
         }
         return [answers[p] for p in sorted(answers)]
+
+    # ----------------------------------------------------------------- backend mode (al-loop serve)
+
+    def _rest(self, method: str, path: str, op: str, backoff: _Backoff, body: Any = None) -> Any:
+        """One REST call with the token; transient failures retried with ``backoff``, others one line."""
+        import httpx
+
+        def once() -> Any:
+            with httpx.Client(timeout=httpx.Timeout(self.retry.timeout, connect=min(self.retry.timeout,
+                                                                                      CONNECT_TIMEOUT))) as http:
+                reply = http.request(method, f"{self.url}{path}", json=body,
+                                     headers={"Authorization": f"Token {self._api_key}"})
+            if reply.status_code >= 500 or reply.status_code in (408, 429):
+                raise _Transient(f"HTTP {reply.status_code}", _retry_after(dict(reply.headers)))
+            if reply.status_code >= 400:
+                raise _rest_error(self.url, op, reply)
+            return reply.json() if reply.content else None
+
+        while True:
+            try:
+                return once()
+            except httpx.TransportError as exc:
+                backoff.wait(op, _Transient(type(exc).__name__))
+            except _Transient as failure:
+                backoff.wait(op, failure)
+
+    def ensure_webhook(self, url: str, actions: Sequence[str]) -> int:
+        """The id of the project's webhook to ``url`` (created with ``actions`` and payloads if there is none).
+
+        A webhook of the project whose URL is ``url`` is adopted and its actions
+        are set to ``actions`` (a re-run of ``campaign init`` registers nothing
+        twice). Label Studio checks only that the URL is not a blocked address
+        (its SSRF protection); it does not call it here.
+        """
+        backoff = self._backoff()
+        want = url.rstrip("/")
+        have = self._rest("GET", f"/api/webhooks?project={self.project_id}", "list the project's webhooks",
+                          backoff) or []
+        body = {"project": self.project_id, "url": want, "send_payload": True, "send_for_all_actions": False,
+                "actions": list(actions), "is_active": True}
+        for hook in have:
+            if str(hook.get("url", "")).rstrip("/") == want and hook.get("project") == self.project_id:
+                if sorted(hook.get("actions") or []) != sorted(actions) or not hook.get("is_active", True):
+                    self._rest("PATCH", f"/api/webhooks/{hook['id']}", "update the webhook", backoff, body)
+                return int(hook["id"])
+        created = self._rest("POST", "/api/webhooks", "register the webhook", backoff, body)
+        return int(created["id"])
+
+    def ensure_ml_backend(self, url: str, title: str, basic_auth: tuple[str, str] | None = None) -> int:
+        """The id of the project's ML backend at ``url``, registered (not interactive) if there is none.
+
+        Label Studio validates a registration: it calls the backend's ``/health``
+        and ``/setup`` before it answers (there is no "skip validation" in 1.23),
+        so the backend (``al-loop serve``) must already answer at ``url``;
+        otherwise :class:`BackendUnreachable`. A backend of the project at
+        ``url`` is adopted (its auth updated when ``basic_auth`` is given).
+        """
+        backoff = self._backoff()
+        want = url.rstrip("/")
+        have = self._rest("GET", f"/api/ml?project={self.project_id}", "list the project's ML backends",
+                          backoff) or []
+        body: dict[str, Any] = {"project": self.project_id, "url": want, "title": title, "is_interactive": False,
+                                "auth_method": "NONE"}
+        if basic_auth is not None:
+            body.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
+        for backend in have:
+            if str(backend.get("url", "")).rstrip("/") == want:
+                if basic_auth is not None or backend.get("auth_method") != "NONE":
+                    self._rest("PATCH", f"/api/ml/{backend['id']}", "update the ML backend", backoff, body)
+                return int(backend["id"])
+        created = self._rest("POST", "/api/ml", "register the ML backend", backoff, body)
+        return int(created["id"])
+
+    def ml_backend_state(self, backend_id: int) -> str:
+        """Label Studio's view of the backend (``CONNECTED``, ``DISCONNECTED``, ``ERROR``, ...), asked now."""
+        got = self._rest("GET", f"/api/ml/{int(backend_id)}", "read the ML backend", self._backoff())
+        return str(got.get("readable_state") or got.get("state") or "")
+
+
+class BackendUnreachable(OracleError):
+    """Label Studio could not reach the backend at registration (its ``/health`` or ``/setup`` failed)."""
+
+
+class BackendAuthRefused(OracleError):
+    """The backend answered Label Studio's ``/health`` with 401: the basic auth given does not fit it."""
+
+
+class LocalAddressBlocked(OracleError):
+    """Label Studio refuses to call a local address (its SSRF protection; 1.23 blocks 127.0.0.0/8 by default)."""
+
+
+#: what a Label Studio started for backend mode on the same machine needs in its environment
+ALLOW_LOCAL_ENV = "SSRF_PROTECTION_ENABLED=false ML_BLOCK_LOCAL_IP=false"
+
+
+def _rest_error(url: str, op: str, reply: Any) -> OracleError:
+    """An HTTP 4xx of a registration call as one line (and the error class that says what to do)."""
+    try:
+        body = reply.json()
+    except ValueError:
+        body = {"detail": reply.text[:200]}
+    detail = body.get("detail") if isinstance(body, Mapping) else None
+    errors = body.get("validation_errors") if isinstance(body, Mapping) else None
+    text = " ".join(f"{detail or ''} {errors or ''}".split()) if detail or errors else " ".join(str(body).split())
+    if "reserved network address" in text:
+        return LocalAddressBlocked(
+            f"Label Studio at {url} refuses to call a local address while trying to {op} ({text}); start it with "
+            f"{ALLOW_LOCAL_ENV} in its environment (a server on the same machine as al-loop serve), or give "
+            "--backend-url an address it may call")
+    if reply.status_code in (401, 403):
+        return LabelStudioHTTPError(
+            f"Label Studio at {url} refused the API key (HTTP {reply.status_code}) while trying to {op}; "
+            f"set {ENV_API_KEY} to a valid token of that server", reply.status_code)
+    if "authentication parameters" in text:
+        return BackendAuthRefused(f"the backend refused Label Studio's basic auth (HTTP 401 on /health) while "
+                                  f"trying to {op}; give --basic-auth-env the variable that holds the user:password "
+                                  "al-loop serve was started with")
+    if "health check failed" in text or "doesn't look like a valid ML backend" in text:
+        why = text.split("Additional info:")[-1].strip(" .]}'\"") if "Additional info:" in text else text[:200]
+        return BackendUnreachable(f"Label Studio at {url} could not reach the backend while trying to {op} "
+                                  f"({why[:200]}); start `al-loop serve` first")
+    return LabelStudioHTTPError(f"Label Studio at {url} answered HTTP {reply.status_code} to {op}: {text[:300]}",
+                                reply.status_code)

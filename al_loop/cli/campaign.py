@@ -53,6 +53,13 @@ def campaign_init(
     param: Annotated[list[str], typer.Option(help="Strategy parameter KEY=VALUE.")] = [],  # noqa: B006
     adopt: Annotated[bool, typer.Option("--adopt", help="Share a project (same title) that holds tasks of "
                                         "another campaign; its tasks stay as they are.")] = False,
+    mode: Annotated[str, typer.Option(
+        help="pull: `campaign run` polls Label Studio; backend: `al-loop serve` is the project's model "
+             "(predictions, webhooks).")] = "pull",
+    backend_url: Annotated[str | None, typer.Option(
+        help="Backend mode: where Label Studio reaches `al-loop serve`, e.g. http://127.0.0.1:9090.")] = None,
+    basic_auth_env: Annotated[str | None, typer.Option(
+        help="Backend mode: environment variable holding user:password of the basic auth serve checks.")] = None,
 ) -> None:
     """Create (or adopt) the Label Studio project, record it in the store and send the seed batch."""
     from al_loop.campaign import CampaignOptions, init_campaign
@@ -64,7 +71,8 @@ def campaign_init(
     options = CampaignOptions(url=label_studio_url, title=title or f"al-loop {Path(db).stem}", kind=kind,
                               api_key_env=None if api_key_file else api_key_env,
                               api_key_file=str(api_key_file) if api_key_file else None, media=media,
-                              media_url=media_url, files_root=str(files_root) if files_root else None)
+                              media_url=media_url, files_root=str(files_root) if files_root else None,
+                              mode=mode, backend_url=backend_url, basic_auth_env=basic_auth_env)
     run_id = init_campaign(str(db), data=data, classes=classes, strategy=strategy, batch=batch, init=init,
                            options=options, learner=learner, seed=seed, min_fraction=min_fraction,
                            strategy_params=parse_params(param, [strategy])[strategy], adopt=adopt,
@@ -72,7 +80,11 @@ def campaign_init(
                            images=str(images) if images is not None else None, encoder=encoder,
                            encoder_weights=str(encoder_weights) if encoder_weights is not None else None,
                            image_size=image_size, skip_bad=skip_bad, text_column=text_column)
-    console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
+    if mode == "backend":
+        console.print(f"campaign run {run_id} ready: start `al-loop serve --db {db}` (it listens at {backend_url}), "
+                      "then label in Label Studio")
+    else:
+        console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
 
 
 @campaign_app.command("run")
