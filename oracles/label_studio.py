@@ -803,6 +803,17 @@ class LabelStudioOracle(Oracle):
             )
         return cls(url, key, project_id, classes, **kwargs)
 
+    @staticmethod
+    def backend_app(db: Any, run_id: int, *, basic_auth: tuple[str, str] | str | None = None) -> Any:
+        """The ML backend app of ``al-loop serve`` for run ``run_id`` (:func:`oracles.ls_backend.app.create_app`).
+
+        The seam between the CLI and :mod:`oracles.ls_backend`: ``al_loop`` reaches it through
+        ``ORACLES.get("label_studio")``; FastAPI is imported here, on first use.
+        """
+        from oracles.ls_backend.app import create_app
+
+        return create_app(db, run_id, basic_auth=basic_auth)
+
     @property
     def client(self) -> LabelStudio:
         if self.client_ is None:

@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "al_loop.cli.query",
     "al_loop.cli.inspect",
     "al_loop.cli.campaign",
+    "al_loop.cli.serve",
     "al_loop.cli.db",
     "al_loop.cli.runs",
 )

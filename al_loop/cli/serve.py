@@ -1,0 +1,106 @@
+"""``al-loop serve``: a campaign run as a Label Studio ML backend (predictions, scores, webhooks).
+
+The app lives in ``oracles/ls_backend`` and is reached through the ORACLES
+registry (``ORACLES.get("label_studio").backend_app``), so this module imports
+only the standard library and typer at top level; FastAPI and uvicorn are
+imported when the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from al_loop.cli._common import console, interrupt_hint
+from al_loop.cli.app import app
+
+
+def _basic_auth(var: str | None) -> tuple[str, str] | None:
+    import os
+
+    from al_loop.errors import ConfigError
+
+    if var is None:
+        return None
+    value = os.environ.get(var, "")
+    if not value:
+        raise ConfigError(f"--basic-auth-env {var}: the variable is not set; set {var}=user:password (the "
+                          "credentials the backend is registered with in Label Studio)")
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError(f"--basic-auth-env {var}: the variable must hold user:password (both non-empty)")
+    return user, password
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    from al_loop.errors import ConfigError
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a TCP port; pass 1..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"--host {host!r} is not an address of this machine ({exc.strerror or exc}); "
+                          "pass e.g. 127.0.0.1") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port, or "
+                              "stop what listens there") from None
+
+
+@app.command("serve")
+def serve(
+    db: Annotated[Path, typer.Option(help="Store of the campaign.")],
+    run: Annotated[int | None, typer.Option(help="Campaign run to serve (default: the newest running one).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (Label Studio calls the backend there).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9090,
+    basic_auth_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding user:password; requests must carry them (HTTP basic auth, "
+             "Label Studio's BASIC_AUTH auth method).")] = None,
+) -> None:
+    """Answer Label Studio as its ML backend: /health, /setup, /predict (the round's model), /webhook."""
+    from al_loop.errors import ConfigError, StoreError
+
+    if not db.exists():
+        raise StoreError(f"{db} does not exist; start a campaign with `al-loop campaign init --db {db} ...` "
+                         "or pass the --db of an existing one")
+    credentials = _basic_auth(basic_auth_env)
+    _check_port(host, port)
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("al-loop serve needs FastAPI and uvicorn; install them with "
+                          "pip install 'al-loop[backend]'") from None
+
+    from al_loop.campaign import pick_run
+    from al_loop.lease import RunLease
+    from al_loop.registry import ORACLES
+    from al_loop.store import Store
+
+    store = Store(db)
+    try:
+        run_id = pick_run(store, str(db), run)
+        with RunLease(store, run_id):
+            try:
+                backend = ORACLES.get("label_studio").backend_app(store, run_id, basic_auth=credentials)
+            except ImportError as exc:
+                raise ConfigError(f"al-loop serve needs FastAPI ({exc}); install it with "
+                                  "pip install 'al-loop[backend]'") from None
+            version = backend.state.predictor.warm()
+            again = f"al-loop serve --db {db} --run {run_id} --host {host} --port {port}"
+            interrupt_hint(f"serving run {run_id}", db, again)
+            console.print(f"serving run {run_id} of {db} ({version}) at http://{host}:{port}"
+                          f"{' with basic auth' if credentials else ''}; Ctrl-C stops", highlight=False)
+            uvicorn.Server(uvicorn.Config(backend, host=host, port=port, log_level="warning",
+                                          lifespan="on")).run()
+    finally:
+        store.close()
