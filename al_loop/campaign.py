@@ -559,7 +559,8 @@ def basic_auth(env: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def _register_backend(oracle: Any, params: dict[str, Any], log: Callable[[str], None]) -> dict[str, str]:
+def _register_backend(oracle: Any, params: dict[str, Any], log: Callable[[str], None], *,
+                      pending_note: bool = True) -> dict[str, str]:
     """Register (or adopt, by URL) the webhook and the ML backend of a backend-mode run; their ids.
 
     The webhook is registered at once (Label Studio does not call it then). The
@@ -580,8 +581,10 @@ def _register_backend(oracle: Any, params: dict[str, Any], log: Callable[[str], 
         try:
             out["ml_backend_id"] = str(oracle.ensure_ml_backend(url, BACKEND_TITLE, auth))
         except BackendUnreachable:
-            log(f"the model at {url} is registered with project {oracle.project_id} when `al-loop serve` starts "
-                "(Label Studio checks a model's /health and /setup before it accepts it)")
+            if pending_note:
+                log(f"nothing answers at {url} yet: the model is registered with project {oracle.project_id} by "
+                    "`al-loop campaign connect` once `al-loop serve` listens (Label Studio calls a model's /health "
+                    "and /setup before it accepts it)")
             return out
     except (LocalAddressBlocked, BackendAuthRefused) as exc:
         raise ConfigError(str(exc)) from None
@@ -611,7 +614,7 @@ def connect_backend(db: str, *, run: int | None = None, log: Callable[[str], Non
         run_id, params, api_key, oracle = _open_run(store, db, run_id, oracle_extra)
         try:
             try:
-                got = _register_backend(oracle, params, log)
+                got = _register_backend(oracle, params, log, pending_note=False)
             except OracleError as exc:
                 raise _fatal(exc, params, oracle.project_id, db=db, run_id=run_id, api_key=api_key) from None
             for key, value in got.items():

@@ -81,8 +81,9 @@ def campaign_init(
                            encoder_weights=str(encoder_weights) if encoder_weights is not None else None,
                            image_size=image_size, skip_bad=skip_bad, text_column=text_column)
     if mode == "backend":
-        console.print(f"campaign run {run_id} ready: start `al-loop serve --db {db}` (it listens at {backend_url}), "
-                      "then label in Label Studio")
+        console.print(f"campaign run {run_id} ready: start `al-loop serve --db {db}` where Label Studio reaches it "
+                      f"({backend_url}), then `al-loop campaign connect --db {db}` if the model is not registered "
+                      "yet, then label in Label Studio")
     else:
         console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
 
@@ -158,6 +159,22 @@ def campaign_set_url(
         raise StoreError(f"{db} does not exist; pass the --db of an existing campaign")
     run_id = set_campaign_url(str(db), label_studio_url, run=run, log=lambda m: console.print(m, highlight=False))
     console.print(f"run {run_id} goes on with `al-loop campaign run --db {db}`")
+
+
+@campaign_app.command("connect")
+def campaign_connect(
+    db: Annotated[Path, typer.Option(help="Store of a backend-mode campaign.")],
+    run: Annotated[int | None, typer.Option(help="Campaign run (default: the newest running one).")] = None,
+) -> None:
+    """Register (or adopt) the run's model and webhook in Label Studio once `al-loop serve` listens."""
+    from al_loop.campaign import connect_backend
+    from al_loop.errors import StoreError
+
+    if not db.exists():
+        raise StoreError(f"{db} does not exist; pass the --db of an existing campaign")
+    got = connect_backend(str(db), run=run, log=lambda m: console.print(m, highlight=False))
+    console.print(f"the model is ML backend {got['ml_backend_id']} of the project (webhook {got['webhook_id']}); "
+                  "Label Studio's Model settings show it connected")
 
 
 @campaign_app.command("status")

@@ -231,18 +231,24 @@ def test_init_before_serve_leaves_the_model_to_register_when_it_listens(lsb: Pri
     proc = cli(init_args(db, lsb.url, title(), f"http://127.0.0.1:{port}"), env=env_of(lsb))
     assert proc.returncode == 0, proc.stderr[-2000:]
     said = " ".join(proc.stderr.split())
-    assert "registered with project" in said and "when `al-loop serve` starts" in said, said
+    assert "is registered with project" in said and "by `al-loop campaign connect` once `al-loop serve` listens" \
+        in said, said
     params, state = run_state(db)
     project = int(state["project_id"] or -1)
     assert state["webhook_id"] is not None and state["ml_backend_id"] is None
     assert api(lsb, f"/api/ml?project={project}") == []
     with pytest.raises(OracleError, match=f"could not reach the model at http://127.0.0.1:{port}"):
         connect_backend(str(db))
+    line = one_line_error(cli(["campaign", "connect", "--db", db], env=env_of(lsb)), lsb.key)
+    assert f"could not reach the model at http://127.0.0.1:{port}; check that `al-loop serve` listens" in line
     assert run_state(db)[1] == state  # nothing new recorded, nothing registered twice
     assert len([h for h in api(lsb, f"/api/webhooks?project={project}") if h["project"] == project]) == 1
     model = Model(port=port)  # serve comes up at the run's backend URL
     try:
-        got = connect_backend(str(db))
+        proc = cli(["campaign", "connect", "--db", db], env=env_of(lsb))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "Model settings show it connected" in " ".join(proc.stderr.split())
+        got = connect_backend(str(db))  # again: adopted, nothing added
         assert got["webhook_id"] == state["webhook_id"] and run_state(db)[1]["ml_backend_id"] == got["ml_backend_id"]
         assert [b["id"] for b in api(lsb, f"/api/ml?project={project}")] == [int(got["ml_backend_id"])]
         assert params["backend_url"] == model.url
