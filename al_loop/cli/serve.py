@@ -56,6 +56,34 @@ def _check_port(host: str, port: int) -> None:
                               "stop what listens there") from None
 
 
+def _register_when_up(server: object, db: str, run_id: int, wait: float = 60.0) -> None:
+    """Once ``server`` listens, register a backend-mode run's webhook and ML backend in Label Studio.
+
+    Label Studio calls the model's ``/health`` and ``/setup`` while it registers
+    it, so this runs after the socket is open (:func:`al_loop.campaign.connect_backend`,
+    idempotent). A failure is one ``note:`` line; the backend keeps serving.
+    """
+    import time
+
+    from al_loop.errors import AlLoopError
+
+    deadline = time.monotonic() + wait
+    while not getattr(server, "started", False):
+        if getattr(server, "should_exit", False) or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    from al_loop.campaign import connect_backend
+
+    try:
+        got = connect_backend(db, run=run_id, log=lambda m: console.print(m, highlight=False))
+    except AlLoopError as exc:
+        console.print(f"note: {exc}; the backend keeps serving (Label Studio can be pointed at it by hand)",
+                      highlight=False)
+        return
+    console.print(f"run {run_id}: registered in Label Studio ({', '.join(f'{k} {v}' for k, v in got.items())})",
+                  highlight=False)
+
+
 @app.command("serve")
 def serve(
     db: Annotated[Path, typer.Option(help="Store of the campaign.")],
@@ -65,7 +93,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9090,
     basic_auth_env: Annotated[str | None, typer.Option(
         help="Environment variable holding user:password; requests must carry them (HTTP basic auth, "
-             "Label Studio's BASIC_AUTH auth method).")] = None,
+             "Label Studio's BASIC_AUTH auth method). Default: the one `campaign init --mode backend` "
+             "recorded, if any.")] = None,
 ) -> None:
     """Answer Label Studio as its ML backend: /health, /setup, /predict (the round's model), /webhook."""
     from al_loop.errors import ConfigError, StoreError
@@ -73,7 +102,6 @@ def serve(
     if not db.exists():
         raise StoreError(f"{db} does not exist; start a campaign with `al-loop campaign init --db {db} ...` "
                          "or pass the --db of an existing one")
-    credentials = _basic_auth(basic_auth_env)
     _check_port(host, port)
     try:
         import uvicorn
@@ -81,7 +109,7 @@ def serve(
         raise ConfigError("al-loop serve needs FastAPI and uvicorn; install them with "
                           "pip install 'al-loop[backend]'") from None
 
-    from al_loop.campaign import pick_run
+    from al_loop.campaign import campaign_params, pick_run
     from al_loop.lease import RunLease
     from al_loop.registry import ORACLES
     from al_loop.store import Store
@@ -89,6 +117,9 @@ def serve(
     store = Store(db)
     try:
         run_id = pick_run(store, str(db), run)
+        params = campaign_params(store, run_id)
+        # a backend-mode run registered with basic auth: the same variable, unless another is given
+        credentials = _basic_auth(basic_auth_env or params.get("basic_auth_env"))
         with RunLease(store, run_id):
             try:
                 backend = ORACLES.get("label_studio").backend_app(store, run_id, basic_auth=credentials)
@@ -100,7 +131,13 @@ def serve(
             interrupt_hint(f"serving run {run_id}", db, again)
             console.print(f"serving run {run_id} of {db} ({version}) at http://{host}:{port}"
                           f"{' with basic auth' if credentials else ''}; Ctrl-C stops", highlight=False)
-            uvicorn.Server(uvicorn.Config(backend, host=host, port=port, log_level="warning",
-                                          lifespan="on")).run()
+            server = uvicorn.Server(uvicorn.Config(backend, host=host, port=port, log_level="warning",
+                                                   lifespan="on"))
+            if params.get("mode") == "backend":
+                import threading
+
+                threading.Thread(target=_register_when_up, args=(server, str(db), run_id), daemon=True,
+                                 name="al-loop-register-backend").start()
+            server.run()
     finally:
         store.close()
