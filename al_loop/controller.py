@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -44,6 +44,30 @@ def withdrawn_ids(store: Store, run_id: int, idx: int) -> list[int]:
         return []
     answered = set(store.round_answers(run_id, idx))
     return [p for p in ids if p not in answered]
+
+
+def apply_round_answers(store: Store, run_id: int, idx: int, answers: list, classes: Sequence[str],
+                        log: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Apply answers to round ``idx`` as a pull does (newest ``updated_at`` wins, skips, deletions, quarantine).
+
+    An answer withdrawn from a closed (LABELED) round is recorded under
+    ``withdrawn:<round>`` in ``oracle_state`` and said through ``log``. Used by
+    :meth:`Controller.pull` and by the Label Studio webhook (``oracles.ls_backend.webhook``).
+    Returns the counts of :meth:`Store.apply_answers`.
+    """
+    before = store.round_answers(run_id, idx)
+    counts = store.apply_answers(run_id, idx, answers, classes)
+    gone = sorted(a.pool_id for a in answers
+                  if a.status == "deleted" and a.annotation_id is not None and before.get(a.pool_id) == a.annotation_id)
+    state = next((r.state for r in store.rounds(run_id) if r.idx == idx), None)
+    if gone and state == RoundState.LABELED.value:
+        known = set(withdrawn_ids(store, run_id, idx))
+        store.set_oracle_state(run_id, f"withdrawn:{idx}", json.dumps(sorted(known | set(gone))))
+        shown = ", ".join(map(str, gone[:5])) + (", ..." if len(gone) > 5 else "")
+        (log or (lambda _m: None))(
+            f"run {run_id} round {idx}: {len(gone)} answer(s) withdrawn in Label Studio (pool ids "
+            f"{shown}); they leave the campaign and `campaign status` counts them as withdrawn")
+    return counts
 
 
 def derived_seed(seed: int, round_: int) -> int:
@@ -315,18 +339,7 @@ class Controller:
 
     def _apply(self, idx: int, answers: list) -> dict[str, int]:
         """Apply answers to round ``idx``; an answer withdrawn from a closed round is recorded and said."""
-        before = self.store.round_answers(self.run_id, idx)
-        counts = self.store.apply_answers(self.run_id, idx, answers, self.pool.classes)
-        gone = sorted(a.pool_id for a in answers
-                      if a.status == "deleted" and a.annotation_id is not None and before.get(a.pool_id) == a.annotation_id)
-        state = next((r.state for r in self.store.rounds(self.run_id) if r.idx == idx), None)
-        if gone and state == RoundState.LABELED.value:
-            known = set(withdrawn_ids(self.store, self.run_id, idx))
-            self.store.set_oracle_state(self.run_id, f"withdrawn:{idx}", json.dumps(sorted(known | set(gone))))
-            shown = ", ".join(map(str, gone[:5])) + (", ..." if len(gone) > 5 else "")
-            self.log(f"run {self.run_id} round {idx}: {len(gone)} answer(s) withdrawn in Label Studio (pool ids "
-                     f"{shown}); they leave the campaign and `campaign status` counts them as withdrawn")
-        return counts
+        return apply_round_answers(self.store, self.run_id, idx, answers, self.pool.classes, self.log)
 
     def _await(self, idx: int, since: str) -> str:
         stale = (getattr(self.oracle, "asynchronous", False)

@@ -1062,6 +1062,15 @@ class LabelStudioOracle(Oracle):
                 pass  # names are cosmetic; "user <id>" is used instead
         return self.annotators_
 
+    def annotator_names(self) -> dict[int, str]:
+        """``{user id: e-mail}`` of the server's users, listed now (``{}`` when the listing fails).
+
+        The names :meth:`collect` gives annotators; the backend driver keeps
+        them for the webhook, whose events name users by id only.
+        """
+        self.annotators_ = {}
+        return dict(self._annotator_names({-1}, self._backoff()))
+
     def collect(self, run_id: int, round_: int) -> list[Answer]:
         """Current answers for the round's items, one per answered (or withdrawn) item.
 
