@@ -582,9 +582,9 @@ def _register_backend(oracle: Any, params: dict[str, Any], log: Callable[[str], 
             out["ml_backend_id"] = str(oracle.ensure_ml_backend(url, BACKEND_TITLE, auth))
         except BackendUnreachable:
             if pending_note:
-                log(f"nothing answers at {url} yet: the model is registered with project {oracle.project_id} by "
-                    "`al-loop campaign connect` once `al-loop serve` listens (Label Studio calls a model's /health "
-                    "and /setup before it accepts it)")
+                log(f"nothing answers at {url} yet: `al-loop serve` registers the model with project "
+                    f"{oracle.project_id} once it listens (Label Studio calls a model's /health and /setup before "
+                    "it accepts it)")
             return out
     except (LocalAddressBlocked, BackendAuthRefused) as exc:
         raise ConfigError(str(exc)) from None

@@ -81,9 +81,9 @@ def campaign_init(
                            encoder_weights=str(encoder_weights) if encoder_weights is not None else None,
                            image_size=image_size, skip_bad=skip_bad, text_column=text_column)
     if mode == "backend":
-        console.print(f"campaign run {run_id} ready: start `al-loop serve --db {db}` where Label Studio reaches it "
-                      f"({backend_url}), then `al-loop campaign connect --db {db}` if the model is not registered "
-                      "yet, then label in Label Studio")
+        console.print(f"campaign run {run_id} ready: start `al-loop serve --db {db} --port PORT` where Label "
+                      f"Studio reaches it ({backend_url}; it registers the model once it listens), then label in "
+                      "Label Studio")
     else:
         console.print(f"campaign run {run_id} ready: label in Label Studio, then `al-loop campaign run --db {db}`")
 

@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,12 +26,13 @@ from typing import Any
 import httpx
 import pytest
 
+from al_loop.api import build_pool
 from al_loop.campaign import WEBHOOK_ACTIONS, connect_backend
 from al_loop.errors import OracleError
 from al_loop.store import Store
 from tests.harness.campaign_crash_table import BATCH, CLASSES, INIT, delete_project
 from tests.integration.conftest import Server
-from tests.integration.test_campaign import cli, free_port, one_line_error, title
+from tests.integration.test_campaign import CLI, cli, free_port, one_line_error, title
 from tests.integration.test_campaign_recovery import Private
 
 pytestmark = pytest.mark.labelstudio
@@ -231,8 +233,7 @@ def test_init_before_serve_leaves_the_model_to_register_when_it_listens(lsb: Pri
     proc = cli(init_args(db, lsb.url, title(), f"http://127.0.0.1:{port}"), env=env_of(lsb))
     assert proc.returncode == 0, proc.stderr[-2000:]
     said = " ".join(proc.stderr.split())
-    assert "is registered with project" in said and "by `al-loop campaign connect` once `al-loop serve` listens" \
-        in said, said
+    assert "`al-loop serve` registers the model with project" in said and "once it listens" in said, said
     params, state = run_state(db)
     project = int(state["project_id"] or -1)
     assert state["webhook_id"] is not None and state["ml_backend_id"] is None
@@ -274,3 +275,67 @@ def test_wrong_basic_auth_at_init_is_one_line_and_the_right_one_registers(lsb: P
         assert backend["readable_state"] == "Connected"
     finally:
         model.close()
+
+
+# --------------------------------------------------------------------------- with al-loop serve itself
+
+
+def start_serve(db: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``al-loop serve`` on ``port``, returned once it registered the run (its ``ml_backend_id`` is recorded)."""
+    serve = subprocess.Popen([*CLI, "serve", "--db", str(db), "--port", str(port)], text=True, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while run_state(db)[1]["ml_backend_id"] is None:
+        if serve.poll() is not None:
+            raise AssertionError(serve.communicate()[1][-2000:])
+        if time.monotonic() > deadline:
+            serve.kill()
+            raise AssertionError(f"serve did not register the model: {serve.communicate()[1][-2000:]}")
+        time.sleep(0.3)
+    return serve
+
+
+def test_init_then_serve_label_studio_sends_each_answer_to_the_store(lsb: Private, tmp_path: Path) -> None:
+    """The user's order: init --mode backend (nothing listens yet), serve; an answer reaches the store by webhook."""
+    port = free_port()
+    db = tmp_path / "c.sqlite"
+    proc = cli(init_args(db, lsb.url, title(), f"http://127.0.0.1:{port}"), env=env_of(lsb))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    serve = start_serve(db, port, env_of(lsb))
+    try:
+        _, state = run_state(db)
+        project = int(state["project_id"] or -1)
+        assert api(lsb, f"/api/ml/{state['ml_backend_id']}")["readable_state"] == "Connected"
+        tasks = api(lsb, f"/api/tasks?project={project}&page_size=100")["tasks"]
+        store = Store(db, readonly=True)
+        try:
+            pool = build_pool(store.config(1))
+        finally:
+            store.close()
+        truth = dict(zip(pool.ids.tolist(), pool.hidden_labels(pool.ids).tolist(), strict=True))
+        given = {}
+        for task in tasks[:3]:
+            pool_id = int(task["data"]["al_pool_id"])
+            label = CLASSES[int(truth[pool_id])]
+            reply = httpx.post(f"{lsb.url}/api/tasks/{task['id']}/annotations",
+                               headers={"Authorization": f"Token {lsb.key}"}, timeout=30,
+                               json={"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                                                 "value": {"choices": [label]}}]})
+            assert reply.status_code == 201, reply.text
+            given[pool_id] = (label, str(reply.json()["id"]))
+        deadline = time.monotonic() + 30
+        while True:  # no `campaign run`, no pull: only Label Studio's webhook calls brought them
+            store = Store(db, readonly=True)
+            try:
+                got = {lab.pool_id: (lab.label, lab.annotation_id) for lab in store.labels(1)
+                       if lab.status == "labeled"}
+            finally:
+                store.close()
+            if got == given or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert got == given
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        _, err = serve.communicate(timeout=30)
+    assert serve.returncode == 143, err
