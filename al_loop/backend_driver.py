@@ -48,6 +48,14 @@ ANNOTATORS_KEY = "annotators"
 PULL_EVERY = 60.0
 
 
+def check_settings(train_every: int | None, pull_every: float) -> None:
+    """``--train-every`` and ``--pull-every`` as ``al-loop serve`` takes them (else one line)."""
+    if train_every is not None and train_every < 1:
+        raise ConfigError(f"--train-every must be a positive number of answers, got {train_every}")
+    if not (math.isfinite(pull_every) and pull_every > 0):
+        raise ConfigError(f"--pull-every must be a positive number of seconds, got {pull_every:g}")
+
+
 class BackendDriver:
     """Advance one campaign run from events, in one worker thread.
 
@@ -74,10 +82,7 @@ class BackendDriver:
     def __init__(self, controller: Controller, *, train_every: int | None = None, pull_every: float = PULL_EVERY,
                  log: Callable[[str], None] | None = None, after_dispatch: Callable[[int], None] | None = None,
                  lease: Any = None) -> None:
-        if train_every is not None and train_every < 1:
-            raise ConfigError(f"--train-every must be a positive number of answers, got {train_every}")
-        if not (math.isfinite(pull_every) and pull_every > 0):
-            raise ConfigError(f"--pull-every must be a positive number of seconds, got {pull_every:g}")
+        check_settings(train_every, pull_every)
         self.ctl = controller
         self.store = controller.store
         self.run_id = controller.run_id

@@ -814,6 +814,17 @@ class LabelStudioOracle(Oracle):
 
         return create_app(db, run_id, basic_auth=basic_auth)
 
+    @staticmethod
+    def backend_driver(store: Any, db: str, run_id: int, **kwargs: Any) -> Any:
+        """The started backend driver of ``al-loop serve`` (:func:`oracles.ls_backend.driver.start_driver`).
+
+        Advances the run's rounds from webhook events and a reconciling pull;
+        ``.stop()`` ends it. Reached, like :meth:`backend_app`, through ``ORACLES.get("label_studio")``.
+        """
+        from oracles.ls_backend.driver import start_driver
+
+        return start_driver(store, db, run_id, **kwargs)
+
     @property
     def client(self) -> LabelStudio:
         if self.client_ is None:

@@ -95,6 +95,12 @@ def serve(
         help="Environment variable holding user:password; requests must carry them (HTTP basic auth, "
              "Label Studio's BASIC_AUTH auth method). Default: the one `campaign init --mode backend` "
              "recorded, if any.")] = None,
+    train_every: Annotated[int | None, typer.Option(
+        help="Train and send the next batch every N answers of the waiting round, before it is all answered "
+             "(kept with the run). Default: when the round's batch is answered (its min_fraction).")] = None,
+    pull_every: Annotated[float, typer.Option(
+        help="Seconds between pulls of the open rounds, so that an answer whose webhook never came is "
+             "recorded.")] = 60.0,
 ) -> None:
     """Answer Label Studio as its ML backend: /health, /setup, /predict (the round's model), /webhook."""
     from al_loop.errors import ConfigError, StoreError
@@ -103,6 +109,9 @@ def serve(
         raise StoreError(f"{db} does not exist; start a campaign with `al-loop campaign init --db {db} ...` "
                          "or pass the --db of an existing one")
     _check_port(host, port)
+    from al_loop.backend_driver import check_settings
+
+    check_settings(train_every, pull_every)
     try:
         import uvicorn
     except ImportError:
@@ -120,7 +129,7 @@ def serve(
         params = campaign_params(store, run_id)
         # a backend-mode run registered with basic auth: the same variable, unless another is given
         credentials = _basic_auth(basic_auth_env or params.get("basic_auth_env"))
-        with RunLease(store, run_id):
+        with RunLease(store, run_id) as lease:
             try:
                 backend = ORACLES.get("label_studio").backend_app(store, run_id, basic_auth=credentials)
             except ImportError as exc:
@@ -138,6 +147,19 @@ def serve(
 
                 threading.Thread(target=_register_when_up, args=(server, str(db), run_id), daemon=True,
                                  name="al-loop-register-backend").start()
-            server.run()
+            # the round state machine, advanced by webhook events and the reconciling pull (one worker thread)
+            driver = None
+            try:
+                driver = ORACLES.get("label_studio").backend_driver(
+                    store, str(db), run_id, predictor=backend.state.predictor, train_every=train_every,
+                    pull_every=pull_every, lease=lease, log=lambda m: console.print(m, highlight=False))
+            except ConfigError as exc:  # e.g. no API key: predictions and webhook answers still work
+                console.print(f"note: {exc}; the rounds do not advance in this serve (answers from webhooks "
+                              "are recorded, `campaign run` advances them)", highlight=False)
+            try:
+                server.run()
+            finally:
+                if driver is not None:
+                    driver.stop()
     finally:
         store.close()

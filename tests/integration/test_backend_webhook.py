@@ -220,3 +220,77 @@ def test_a_missed_webhook_is_collected_by_the_pull_on_restart(camp: tuple[Serve,
     until(lambda: serve.store.current_round(serve.run_id).state == "AWAITING"
           and serve.store.current_round(serve.run_id).idx == 1, "round 1 sent after the restart")
     assert any("the reconciling pull found" in line for line in serve.lines)
+
+
+def test_al_loop_serve_advances_every_n_answers_with_a_view_and_predictions(lsw: Private, tmp_path: Path) -> None:
+    """The CLI: ``al-loop serve --train-every 2``; kill -9 and a restart make nothing twice."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.sqlite"
+    run = init_campaign(str(db), data="digits", classes=CLASSES, strategy="margin", batch=BATCH, init=INIT,
+                        options=CampaignOptions(url=lsw.url, title=f"al-loop-b2-{uuid.uuid4().hex[:8]}",
+                                                kind="image", api_key_env=KEY_ENV))
+    store = Store(db, readonly=True)
+    project = int(store.oracle_state(run, "project_id") or -1)
+    cid = store.config(run).oracle_params["campaign_id"]
+    first = [r.pool_id for r in store.outbox(run, 0)]
+    store.close()
+    headers = {"Authorization": f"Token {lsw.key}"}
+    port = free_port()
+
+    def serve() -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-c", "from al_loop.cli import main; main()", "serve", "--db",
+                                 str(db), "--port", str(port), "--train-every", "2"], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        until(lambda: _up(port) or proc.poll() is not None, "serve answers /health")
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        return proc
+
+    def rounds() -> list[tuple[int, str]]:
+        s = Store(db, readonly=True)
+        try:
+            return [(r.idx, r.state) for r in s.rounds(run)]
+        finally:
+            s.close()
+
+    def ls(path: str) -> Any:
+        return httpx.get(f"{lsw.url}{path}", headers=headers, timeout=60).json()
+
+    proc = serve()
+    try:
+        hook = httpx.post(f"{lsw.url}/api/webhooks", headers=headers, timeout=30, json={
+            "project": project, "url": f"http://127.0.0.1:{port}/webhook", "send_payload": True,
+            "actions": list(ACTIONS)})
+        assert hook.status_code == 201, hook.text
+        person = Annotator(lsw.url, lsw.key, project)
+        for pid in first[:2]:
+            person.label(f"{cid}:{run}:0:{pid}", "1")
+        until(lambda: rounds() == [(0, "LABELED"), (1, "AWAITING")], "round 1 sent after 2 answers")
+        version = f"al-loop run {run} round 1"
+
+        def predicted() -> list[int]:
+            tasks = ls(f"/api/tasks?project={project}&page_size=100&fields=all")["tasks"]
+            return sorted(t["id"] for t in tasks for p in t["predictions"] if p["model_version"] == version)
+
+        until(lambda: len(predicted()) == len(first) - 2 + BATCH, "predictions for every unlabeled task")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        proc = serve()  # reconciles, finds nothing to do
+        time.sleep(3)
+        assert rounds() == [(0, "LABELED"), (1, "AWAITING")]
+        views = [v["data"]["title"] for v in ls(f"/api/dm/views?project={project}")]
+        assert sorted(t for t in views if t.startswith("al-loop round")) == ["al-loop round 0", "al-loop round 1"]
+        assert len(predicted()) == len(first) - 2 + BATCH  # none written twice
+        assert len(ls(f"/api/tasks?project={project}&page_size=100&include=id")["tasks"]) == len(first) + BATCH
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+        httpx.delete(f"{lsw.url}/api/projects/{project}", headers=headers, timeout=60)
+
+
+def _up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
