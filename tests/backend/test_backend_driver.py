@@ -127,3 +127,23 @@ def test_the_worker_thread_advances_on_notify(tmp_path: Path) -> None:
 def test_bad_settings_are_one_line(tmp_path: Path, kw: dict[str, object], line: str) -> None:
     with pytest.raises(ConfigError, match=line):
         setup(tmp_path / "s.sqlite", **kw)
+
+
+@pytest.mark.parametrize(("flags", "line"), [
+    (["--train-every", "0"], "error: --train-every must be a positive number of answers, got 0"),
+    (["--pull-every", "-5"], "error: --pull-every must be a positive number of seconds, got -5"),
+])
+def test_serve_refuses_bad_train_every_and_pull_every_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch, flags: list[str],
+                                                                  line: str) -> None:
+    import socket
+
+    from tests.test_cli import one_line_error, run_cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "s.sqlite"
+    Store(db).close()
+    code, _out, err = run_cli(["serve", "--db", str(db), "--port", str(port), *flags], capsys, monkeypatch)
+    assert code == 2 and one_line_error(err) == line
