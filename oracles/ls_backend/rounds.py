@@ -44,8 +44,9 @@ from typing import Any
 VIEW_TITLE = "al-loop round {idx}"
 #: ``oracle_state`` key of the bulk prediction progress
 PREDICTIONS_KEY = "predictions"
-#: tasks per bulk prediction request
-CHUNK = 1000
+#: tasks per bulk prediction request (1.23 loads the ids of all the project's tasks per request: larger
+#: chunks amortise that; see benchmarks/backend_bulk.py)
+CHUNK = 5000
 
 
 def view_title(idx: int) -> str:
@@ -115,38 +116,74 @@ def _quote(text: str) -> str:
     return quote(text, safe="")
 
 
+def _post_once(oracle: Any, path: str, body: Any) -> Any | None:
+    """One POST, never repeated here (an import is not idempotent); None when its fate is unknown.
+
+    A dropped connection, a timeout or a 5xx may come after the server
+    committed: the caller lists again what still lacks a prediction instead.
+    """
+    import httpx
+
+    from oracles.label_studio import _rest_error
+
+    try:
+        with httpx.Client(timeout=oracle.retry.timeout) as http:
+            reply = http.post(f"{oracle.url}{path}", json=body, headers={"Authorization": f"Token {oracle._api_key}"})
+    except httpx.TransportError:
+        return None
+    if reply.status_code >= 500 or reply.status_code in (408, 429):
+        return None
+    if reply.status_code >= 400:
+        raise _rest_error(oracle.url, "write predictions", reply)
+    return reply.json() if reply.content else {}
+
+
 def write_predictions(oracle: Any, store: Any, run_id: int, version: str,
                       predict: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], *, chunk: int = CHUNK,
-                      log: Callable[[str], None] | None = None) -> int:
+                      log: Callable[[str], None] | None = None, passes: int = 5) -> int:
     """Write a ``version`` prediction (``predict(tasks)``: one per task, in order) to every task lacking one.
 
-    Returns the number written in this pass; an empty prediction (``result: []``,
-    a task the model cannot predict) is not written.
+    Returns the number written; an empty prediction (``result: []``, a task
+    the model cannot predict) is not written. A request whose fate is unknown
+    (timeout, dropped connection, 5xx) is not sent again: the tasks still
+    without a prediction are listed again and the pass goes on with those, at
+    most ``passes`` times.
     """
+    from al_loop.errors import OracleError
+
     log = log or (lambda _m: None)
-    todo = tasks_without(oracle, run_id, version)
-    total = len(todo)
     written = 0
-    backoff = oracle._backoff()
-    t0 = time.perf_counter()
-    for start in range(0, total, chunk):
-        part = todo[start:start + chunk]
-        preds = predict(part)
-        body = [{"task": t["id"], "result": p["result"], "score": _unit(p.get("score")), "model_version": version}
-                for t, p in zip(part, preds, strict=True) if p.get("result")]
-        if body:
-            got = oracle._rest("POST", f"/api/projects/{oracle.project_id}/import/predictions",
-                               "write predictions", backoff, body)
-            created = int(got.get("created", len(body))) if isinstance(got, Mapping) else len(body)
-            if created < len(body):
-                log(f"run {run_id}: Label Studio took {created} of {len(body)} prediction(s) of {version} "
-                    "(it drops those it finds invalid)")
-            written += created
-        store.set_oracle_state(run_id, PREDICTIONS_KEY, json.dumps(
-            {"model_version": version, "written": written, "total": total}))
-        rate = (start + len(part)) / max(time.perf_counter() - t0, 1e-9)
-        log(f"run {run_id}: predictions of {version}: {start + len(part)}/{total} task(s) ({rate:.0f} tasks/s)")
-    return written
+    for _attempt in range(passes):
+        todo = tasks_without(oracle, run_id, version)
+        total = len(todo)
+        t0 = time.perf_counter()
+        unsure = False
+        for start in range(0, total, chunk):
+            part = todo[start:start + chunk]
+            preds = predict(part)
+            body = [{"task": t["id"], "result": p["result"], "score": _unit(p.get("score")),
+                     "model_version": version} for t, p in zip(part, preds, strict=True) if p.get("result")]
+            if body:
+                got = _post_once(oracle, f"/api/projects/{oracle.project_id}/import/predictions", body)
+                if got is None:
+                    log(f"run {run_id}: Label Studio did not confirm {len(body)} prediction(s) of {version}; "
+                        "listing the tasks that still lack one")
+                    unsure = True
+                    time.sleep(1.0)
+                    break
+                created = int(got.get("created", len(body))) if isinstance(got, Mapping) else len(body)
+                if created < len(body):
+                    log(f"run {run_id}: Label Studio took {created} of {len(body)} prediction(s) of {version} "
+                        "(it drops those it finds invalid)")
+                written += created
+            store.set_oracle_state(run_id, PREDICTIONS_KEY, json.dumps(
+                {"model_version": version, "written": written, "total": total}))
+            rate = (start + len(part)) / max(time.perf_counter() - t0, 1e-9)
+            log(f"run {run_id}: predictions of {version}: {start + len(part)}/{total} task(s) ({rate:.0f} tasks/s)")
+        if not unsure:
+            return written
+    raise OracleError(f"Label Studio at {oracle.url} did not confirm the predictions of {version} in {passes} "
+                      "passes; the backend writes the rest at the next round or restart")
 
 
 def _unit(score: Any) -> float | None:

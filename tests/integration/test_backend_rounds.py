@@ -75,3 +75,27 @@ def test_predictions_are_written_in_chunks_once_per_model_version(camp: tuple[St
     for task in api(oracle, f"/api/tasks?project={oracle.project_id}&page_size=100&fields=all")["tasks"]:
         ours = [p for p in task["predictions"] if p["model_version"] == version]
         assert len(ours) == 1 and ours[0]["score"] == 0.5  # /predict's 1 + p, as p: 1.23 drops scores above 1
+
+
+def test_a_chunk_committed_then_dropped_is_not_written_twice(camp: tuple[Store, int, Any], ls_server: Server) -> None:
+    from oracles.label_studio import LabelStudioOracle
+    from tests.integration.faultproxy import FaultProxy
+
+    store, run, oracle = camp
+    version = f"al-loop run {run} round 0"
+
+    def predict(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                             "value": {"choices": ["1"]}}], "score": 0.2} for _ in tasks]
+
+    with FaultProxy(ls_server.url) as proxy:
+        via = LabelStudioOracle(proxy.url, ls_server.api_key, oracle.project_id, CLASSES,
+                                campaign_id=oracle.campaign_id)
+        proxy.inject("commit_then_drop", "POST", "/import/predictions", times=1)
+        lines: list[str] = []
+        write_predictions(via, store, run, version, predict, chunk=4, log=lines.append)
+        via.close()
+    assert proxy.outcomes("/import/predictions")[0] != "forwarded"
+    assert any("did not confirm" in line for line in lines)
+    for task in api(oracle, f"/api/tasks?project={oracle.project_id}&page_size=100&fields=all")["tasks"]:
+        assert len([p for p in task["predictions"] if p["model_version"] == version]) == 1
