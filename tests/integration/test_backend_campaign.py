@@ -306,12 +306,21 @@ def test_init_then_serve_label_studio_sends_each_answer_to_the_store(lsb: Privat
         _, state = run_state(db)
         project = int(state["project_id"] or -1)
         assert api(lsb, f"/api/ml/{state['ml_backend_id']}")["readable_state"] == "Connected"
-        tasks = api(lsb, f"/api/tasks?project={project}&page_size=100")["tasks"]
+        # the round's Data Manager view (made by serve) shows the batch in al-loop's order
+        deadline = time.monotonic() + 60
+        while not (views := [v for v in api(lsb, f"/api/dm/views?project={project}")
+                             if v["data"].get("title") == "al-loop round 0"]):
+            assert time.monotonic() < deadline, "no view of round 0"
+            time.sleep(0.3)
+        shown = api(lsb, f"/api/tasks?project={project}&view={views[0]['id']}&page_size=100&fields=all")["tasks"]
         store = Store(db, readonly=True)
         try:
             pool = build_pool(store.config(1))
+            ranks = {sel.pool_id: sel.rank for sel in store.selections(1) if sel.round == 0}
         finally:
             store.close()
+        assert [int(t["data"]["al_pool_id"]) for t in shown] == sorted(ranks, key=ranks.get)
+        tasks = api(lsb, f"/api/tasks?project={project}&page_size=100")["tasks"]
         truth = dict(zip(pool.ids.tolist(), pool.hidden_labels(pool.ids).tolist(), strict=True))
         given = {}
         for task in tasks[:3]:
