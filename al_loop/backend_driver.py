@@ -44,6 +44,8 @@ from al_loop.types import RoundState
 TRAIN_EVERY_KEY = "train_every"
 #: ``oracle_state`` key of the oracle's user names (``{user id: name}``; the webhook names annotators with it)
 ANNOTATORS_KEY = "annotators"
+#: ``oracle_state`` key of the bulk prediction progress (``{"model_version", "written", "total"}``)
+PREDICTIONS_KEY = "predictions"
 #: default seconds between reconciling pulls
 PULL_EVERY = 60.0
 

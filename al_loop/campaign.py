@@ -954,6 +954,22 @@ def campaign_status(db: str) -> list[dict[str, Any]]:
         store.close()
 
 
+def prediction_progress(db: str) -> dict[int, dict[str, Any]]:
+    """Per campaign run served by ``al-loop serve``: its bulk predictions (``model_version``, ``written``, ``total``)."""
+    from al_loop.backend_driver import PREDICTIONS_KEY
+
+    store = Store(db, readonly=True)
+    try:
+        out = {}
+        for run_id in campaign_runs(store):
+            raw = store.oracle_state(run_id, PREDICTIONS_KEY)
+            if raw:
+                out[run_id] = json.loads(raw)
+        return out
+    finally:
+        store.close()
+
+
 #: a labels/hour figure needs at least this many answers of one annotator in a round ...
 RATE_MIN_ANSWERS = 2
 #: ... spread over at least this many seconds; below either, ``status`` shows "-"

@@ -207,3 +207,9 @@ def campaign_status_cmd(
                       str(r["labeled"]), str(r["skipped"]), str(r["quarantined"]), str(r.get("withdrawn", 0)),
                       str(r["waiting"]), Text(tp))
     out_console.print(table)
+    from al_loop.campaign import prediction_progress
+
+    for run_id, got in sorted(prediction_progress(str(db)).items()):
+        if run is None or run_id == run:
+            out_console.print(f"run {run_id}: predictions of {got['model_version']} written to "
+                              f"{got['written']}/{got['total']} task(s) (al-loop serve)", highlight=False)

@@ -40,10 +40,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from al_loop.backend_driver import PREDICTIONS_KEY
+
 #: the title of round ``idx``'s Data Manager view
 VIEW_TITLE = "al-loop round {idx}"
-#: ``oracle_state`` key of the bulk prediction progress
-PREDICTIONS_KEY = "predictions"
 #: tasks per bulk prediction request (1.23 loads the ids of all the project's tasks per request: larger
 #: chunks amortise that; see benchmarks/backend_bulk.py)
 CHUNK = 5000

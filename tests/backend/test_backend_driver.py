@@ -147,3 +147,19 @@ def test_serve_refuses_bad_train_every_and_pull_every_in_one_line(tmp_path: Path
     Store(db).close()
     code, _out, err = run_cli(["serve", "--db", str(db), "--port", str(port), *flags], capsys, monkeypatch)
     assert code == 2 and one_line_error(err) == line
+
+
+def test_campaign_status_shows_the_bulk_prediction_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from al_loop.backend_driver import PREDICTIONS_KEY
+    from tests.backend.test_webhook import campaign_store
+    from tests.test_cli import run_cli
+
+    store, run = campaign_store(tmp_path / "c.sqlite")
+    store.set_oracle_state(run, PREDICTIONS_KEY, json.dumps({"model_version": f"al-loop run {run} round 2",
+                                                             "written": 3000, "total": 8000}))
+    store.close()
+    code, out, _err = run_cli(["campaign", "status", "--db", str(tmp_path / "c.sqlite")], capsys, monkeypatch)
+    assert code == 0 and f"run {run}: predictions of al-loop run {run} round 2 written to 3000/8000 task(s)" in out
