@@ -22,12 +22,14 @@ keep their score.
 The score: sorting by it ascending gives al-loop's selection order
 ------------------------------------------------------------------
 ROUND is the newest round that has a selection. For a task in ROUND's batch,
-``score = rank / batch_size`` (rank 0 = picked first, from the ``selections``
-table), in ``[0, 1)``; whatever the strategy (uncertainty, k-center, BADGE,
-SIMILAR, TypiClust), the batch sorts first, in the order al-loop picked it. For
-any other item, ``score = 1 + p`` where ``p`` is the model's probability of
-its predicted class (``1.0`` without a model), in ``[1, 2]``: those sort after
-the batch, least confident first. Label Studio's Data Manager sorts by
+``score = 0.5 * rank / batch_size`` (rank 0 = picked first, from the
+``selections`` table), in ``[0, 0.5)``; whatever the strategy (uncertainty,
+k-center, BADGE, SIMILAR, TypiClust), the batch sorts first, in the order
+al-loop picked it. For any other item, ``score = 0.5 + 0.5 * p`` where ``p`` is
+the model's probability of its predicted class (``p = 1`` without a model), in
+``(0.5, 1]``: those sort after the batch, least confident first. Every score
+lies in ``[0, 1]``: Label Studio 1.23 drops (silently) an imported prediction
+scored outside it, so the bulk predictions write these same scores. Label Studio's Data Manager sorts by
 "Prediction score" ascending to show the tasks in that order.
 
 The model
@@ -58,6 +60,28 @@ from al_loop.schema import LabelRow, SelectionRow
 from al_loop.store import Store
 from oracles.label_studio import CONTROL_NAME, KINDS, parse_labeling_config
 
+
+def prediction_score(rank: int | None, batch: int, confidence: float | None) -> float:
+    """The score of one task's prediction (module docstring): ascending order = al-loop's order.
+
+    Parameters
+    ----------
+    rank : int or None
+        The item's rank in the current round's batch (0 = picked first), None outside the batch.
+    batch : int
+        Size of that batch (>= 1).
+    confidence : float or None
+        The model's probability of its predicted class, None without a model.
+
+    Returns
+    -------
+    float
+        ``0.5 * rank / batch`` in ``[0, 0.5)`` for the batch, ``0.5 + 0.5 * confidence`` in
+        ``(0.5, 1]`` otherwise.
+    """
+    if rank is not None:
+        return 0.5 * rank / max(batch, 1)
+    return 0.5 + 0.5 * (1.0 if confidence is None else float(confidence))
 
 class BadRequest(ValueError):
     """A request body the backend cannot use; its message is the one line of the HTTP 400 answer."""
@@ -255,7 +279,7 @@ class RunPredictor:
                 out.append({"result": [], "model_version": version, "reason": why})
                 continue
             guess = view.best.get(pid)
-            score = view.ranks[pid] / n if pid in view.ranks else 1.0 + (guess[1] if guess else 0.0)
+            score = prediction_score(view.ranks.get(pid), n, guess[1] if guess else None)
             pred: dict[str, Any] = {"result": [], "score": round(float(score), 9), "model_version": version}
             if guess is None:
                 pred["reason"] = view.note or "no model"

@@ -21,8 +21,9 @@ Predictions in bulk
 that has no annotation and no prediction of that version yet, through
 ``POST /api/projects/ID/import/predictions`` (a list of ``{task, result,
 score, model_version}``; 1.23's bulk endpoint), ``chunk`` tasks per request. Label Studio 1.23
-drops (silently: ``{"created": 0}``) an imported prediction whose score is outside ``[0, 1]``, so a
-``/predict`` score ``1 + p`` is written as ``p``; what the server did not take is said in the log.
+drops (silently: ``{"created": 0}``) an imported prediction whose score is outside ``[0, 1]``;
+``/predict``'s scores lie in it (:func:`oracles.ls_backend.model.prediction_score`) and are written
+as they are; what the server did not take is said in the log.
 Which tasks still need one is asked of the server each time (a Data Manager
 filter on ``predictions_model_versions``), so a pass cut short by a crash
 goes on where it stopped and never writes a task's prediction twice. Progress
@@ -187,15 +188,14 @@ def write_predictions(oracle: Any, store: Any, run_id: int, version: str,
 
 
 def _unit(score: Any) -> float | None:
-    """A score Label Studio takes (1.23 drops imported predictions scored outside [0, 1]).
+    """A score Label Studio takes (1.23 drops imported predictions scored outside [0, 1]): clipped to it.
 
-    ``/predict`` scores items outside the batch ``1 + p`` (``oracles.ls_backend.model``); the bulk
-    predictions give them ``p``, the model's confidence; the round's view orders by ``al_rank``.
+    ``/predict``'s scores are in ``[0, 1]`` already (:func:`oracles.ls_backend.model.prediction_score`);
+    the clip guards a plugin model's.
     """
     if not isinstance(score, int | float):
         return None
-    value = float(score) - 1.0 if score > 1.0 else float(score)
-    return min(max(value, 0.0), 1.0)
+    return min(max(float(score), 0.0), 1.0)
 
 
 def after_dispatch(oracle: Any, store: Any, run_id: int, predictor: Any = None,

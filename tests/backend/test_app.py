@@ -106,9 +106,9 @@ def test_the_score_order_is_the_selection_order_and_the_class_is_the_rounds_mode
                                                          key=lambda tr: tr[1]["score"])]
     assert order[:BATCH] == [s.pool_id for s in sorted(batch, key=lambda s: s.rank)]
     assert [by_id[s.pool_id]["score"] for s in sorted(batch, key=lambda s: s.rank)] == [
-        pytest.approx(k / BATCH) for k in range(BATCH)]
+        pytest.approx(0.5 * k / BATCH) for k in range(BATCH)]
     rest = [by_id[p]["score"] for p in order[BATCH:]]
-    assert all(1.0 < s <= 2.0 for s in rest) and rest == sorted(rest)
+    assert all(0.5 < s <= 1.0 for s in rest) and rest == sorted(rest)
     for s in batch:  # the class is the pre-annotation the controller attached to the batch in pull mode
         (region,) = by_id[s.pool_id]["result"]
         assert region == {"from_name": "label", "to_name": "image", "type": "choices",
@@ -142,7 +142,7 @@ def test_round_0_has_no_model_yet_but_keeps_the_selection_order(tmp_path: Path) 
         with TestClient(create_app(store, run)) as client:
             seed = sorted((s for s in store.selections(run)), key=lambda s: s.rank)
             results = predict(client, [task(run, s.pool_id) for s in seed])
-            assert [r["score"] for r in results] == [pytest.approx(k / INIT) for k in range(INIT)]
+            assert [r["score"] for r in results] == [pytest.approx(0.5 * k / INIT) for k in range(INIT)]
             assert all(r["result"] == [] and r["reason"] == "no model yet: nothing labeled before round 0"
                        for r in results)
     finally:
@@ -158,7 +158,7 @@ def test_the_projects_label_config_names_the_region(served: Any) -> None:
     few = config.replace("".join(f'<Choice value="{c}"/>' for c in CLASSES), '<Choice value="none"/>')
     got = predict(client, [task(run, 5)], few)[0]
     assert got["result"] == [] and "is not a choice of the project's <Choices name='digit'>" in got["reason"]
-    assert 1.0 < got["score"] <= 2.0
+    assert 0.5 < got["score"] <= 1.0
 
 
 def test_a_task_al_loop_does_not_know_gets_an_empty_prediction_and_the_batch_goes_on(served: Any) -> None:
@@ -245,3 +245,15 @@ def test_the_webhook_route_answers_an_event_and_refuses_a_body_that_is_none(serv
     assert reply.status_code == 200 and reply.json()["status"] in ("ok", "ignored")
     bad = client.post("/webhook", content=b"[]", headers={"Content-Type": "application/json"})
     assert bad.status_code == 400 and list(bad.json()) == ["error"]
+
+
+def test_prediction_score_orders_the_batch_first_and_stays_in_the_unit_interval() -> None:
+    """Hand-computed: batch of 4 -> 0, 0.125, 0.25, 0.375; outside -> 0.5 + 0.5 p (1.0 without a model)."""
+    from oracles.ls_backend.model import prediction_score
+
+    assert [prediction_score(r, 4, 0.9) for r in range(4)] == [0.0, 0.125, 0.25, 0.375]
+    assert prediction_score(None, 4, 0.3) == pytest.approx(0.65)
+    assert prediction_score(None, 4, None) == 1.0
+    scores = [prediction_score(r, 20, None) for r in range(20)] + [prediction_score(None, 20, p / 10)
+                                                                     for p in range(1, 11)]
+    assert scores == sorted(scores) and all(0.0 <= s <= 1.0 for s in scores)

@@ -63,7 +63,7 @@ def test_predictions_are_written_in_chunks_once_per_model_version(camp: tuple[St
     def predict(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{"result": [{"from_name": "label", "to_name": "image", "type": "choices",
                              "value": {"choices": [CLASSES[t["data"]["al_pool_id"] % 10]]}}],
-                 "score": 1.5} for t in tasks]
+                 "score": 0.75} for t in tasks]
 
     version = f"al-loop run {run} round 0"
     assert write_predictions(oracle, store, run, version, predict, chunk=4, log=lines.append) == 6
@@ -74,7 +74,7 @@ def test_predictions_are_written_in_chunks_once_per_model_version(camp: tuple[St
     assert write_predictions(oracle, store, run, version, predict) == 0  # a second pass writes nothing
     for task in api(oracle, f"/api/tasks?project={oracle.project_id}&page_size=100&fields=all")["tasks"]:
         ours = [p for p in task["predictions"] if p["model_version"] == version]
-        assert len(ours) == 1 and ours[0]["score"] == 0.5  # /predict's 1 + p, as p: 1.23 drops scores above 1
+        assert len(ours) == 1 and ours[0]["score"] == 0.75  # /predict's score, written as it is
 
 
 def test_a_chunk_committed_then_dropped_is_not_written_twice(camp: tuple[Store, int, Any], ls_server: Server) -> None:

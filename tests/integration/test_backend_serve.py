@@ -142,11 +142,11 @@ def test_label_studio_asks_serve_for_predictions_and_stores_our_score_and_model_
     assert set(ranks) <= set(ours) and len(ours) == INIT + BATCH
     for pool_id, rank in ranks.items():
         pred = ours[pool_id]
-        assert pred["score"] == pytest.approx(rank / BATCH)
+        assert pred["score"] == pytest.approx(0.5 * rank / BATCH)
         assert pred["result"][0]["value"]["choices"] == [guesses[pool_id]]
         assert (pred["result"][0]["from_name"], pred["result"][0]["to_name"]) == ("label", "image")
     seed = [p for p in ours if p not in ranks]
-    assert all(1.0 < ours[p]["score"] <= 2.0 for p in seed)
+    assert all(0.5 < ours[p]["score"] <= 1.0 for p in seed)
     order = sorted(ours, key=lambda p: ours[p]["score"])
     assert order[:BATCH] == sorted(ranks, key=ranks.get)  # sorted by score: al-loop's order first
 
