@@ -198,6 +198,29 @@ def _unit(score: Any) -> float | None:
     return min(max(float(score), 0.0), 1.0)
 
 
+def show_model_version(oracle: Any, version: str, log: Callable[[str], None] | None = None) -> bool:
+    """Make ``version`` the project's model version; False (with a log line) if Label Studio refuses it.
+
+    With the model-version switch off (1.23's default) annotators see, and the
+    Data Manager's *Prediction score* column counts, only predictions of the
+    project's version. Pull mode keeps it at ``al-loop``; in backend mode the
+    served predictions carry ``al-loop run R round K``, so after a round's
+    predictions are written the project shows that version (1.23 accepts the
+    change only once predictions of it exist: call this after
+    :func:`write_predictions`).
+    """
+    from al_loop.errors import OracleError
+
+    try:
+        oracle._rest("PATCH", f"/api/projects/{oracle.project_id}", "set the project's model version",
+                     oracle._backoff(), {"model_version": version})
+    except OracleError as exc:
+        if log:
+            log(f"Label Studio kept the project's model version ({exc}); annotators see the pull-mode predictions")
+        return False
+    return True
+
+
 def after_dispatch(oracle: Any, store: Any, run_id: int, predictor: Any = None,
                    log: Callable[[str], None] | None = None) -> Callable[[int], None]:
     """The backend driver's ``after_dispatch`` for Label Studio: the round's view, then bulk predictions."""
@@ -205,6 +228,8 @@ def after_dispatch(oracle: Any, store: Any, run_id: int, predictor: Any = None,
     def hook(idx: int) -> None:
         ensure_round_view(oracle, store, run_id, idx)
         if predictor is not None:
-            write_predictions(oracle, store, run_id, predictor.model_version(), predictor.predict, log=log)
+            version = predictor.model_version()
+            write_predictions(oracle, store, run_id, version, predictor.predict, log=log)
+            show_model_version(oracle, version, log=log)
 
     return hook

@@ -13,7 +13,13 @@ import pytest
 
 from al_loop.campaign import CampaignOptions, _open_run, init_campaign
 from al_loop.store import Store
-from oracles.ls_backend.rounds import PREDICTIONS_KEY, ensure_round_view, tasks_without, write_predictions
+from oracles.ls_backend.rounds import (
+    PREDICTIONS_KEY,
+    ensure_round_view,
+    show_model_version,
+    tasks_without,
+    write_predictions,
+)
 from tests.integration.conftest import Server
 
 pytestmark = pytest.mark.labelstudio
@@ -75,6 +81,9 @@ def test_predictions_are_written_in_chunks_once_per_model_version(camp: tuple[St
     for task in api(oracle, f"/api/tasks?project={oracle.project_id}&page_size=100&fields=all")["tasks"]:
         ours = [p for p in task["predictions"] if p["model_version"] == version]
         assert len(ours) == 1 and ours[0]["score"] == 0.75  # /predict's score, written as it is
+    # annotators see (and the score column counts) only the project's model version: it becomes the served one
+    assert show_model_version(oracle, version)
+    assert api(oracle, f"/api/projects/{oracle.project_id}")["model_version"] == version
 
 
 def test_a_chunk_committed_then_dropped_is_not_written_twice(camp: tuple[Store, int, Any], ls_server: Server) -> None:
