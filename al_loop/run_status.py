@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from al_loop.config import dataset_key  # stdlib only
+from al_loop.sqlite_file import is_sqlite_file, ro_uri  # stdlib only
 
 #: the schema the fast path reads; a test checks it equals :data:`al_loop.schema.SCHEMA_VERSION`
 EXPECTED_SCHEMA_VERSION = 4
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _OPEN_ENDED = 1_000_000  # campaign runs are configured with this many rounds
 _NAMED_SKIPPED = 5  # the skipped files a status names (the count covers all)
 
@@ -98,11 +98,10 @@ def _fast_lines(path: Path) -> list[RunLine] | None:
     """The runs read with sqlite3, or None when the store is not one the fast path knows."""
     if not path.is_file():
         return None
-    with open(path, "rb") as fh:
-        if fh.read(16) != _SQLITE_MAGIC:
-            return None
+    if not is_sqlite_file(path):  # asked of SQLite, not by open(): see al_loop/sqlite_file.py
+        return None
     try:
-        con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        con = sqlite3.connect(ro_uri(path), uri=True, timeout=30, isolation_level=None)
     except sqlite3.Error:
         return None
     try:

@@ -54,9 +54,9 @@ from al_loop.schema import (
     SkippedItemRow,
     utcnow,
 )
+from al_loop.sqlite_file import is_sqlite_file
 from al_loop.types import Answer, RoundState, RunStatus
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 _ORDER = [s.value for s in RoundState]
 
 
@@ -66,9 +66,7 @@ def check_sqlite_file(path: Path) -> None:
         return
     if path.is_dir():
         raise StoreError(f"{path} is a directory; pass a file path for --db")
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    if head != SQLITE_MAGIC:
+    if not is_sqlite_file(path):  # asked of SQLite: an open()/close() here would drop this process's locks
         raise StoreError(f"{path} is not a SQLite database; pass a new file name or the al-loop store you meant")
 
 

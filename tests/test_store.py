@@ -96,3 +96,42 @@ def test_reader_works_while_writer_holds_transaction(tmp_path) -> None:
         assert [r.id for r in reader.runs()] == [run_id]  # WAL: readers are not blocked
     reader.close()
     writer.close()
+
+
+
+def _read_in_another_process(path) -> None:
+    """Open ``path`` in another process, read, close (the close of a WAL store's last user removes its WAL files)."""
+    import subprocess
+    import sys
+
+    code = ("import sqlite3, sys\n"
+            "con = sqlite3.connect(sys.argv[1])\n"
+            "con.execute('SELECT count(*) FROM runs').fetchone()\n"
+            "con.close()\n")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("second", ["writer", "reader", "status"])
+def test_opening_a_store_again_in_a_process_keeps_its_locks(tmp_path, second: str) -> None:
+    """A second open of an open store (``serve`` opens it more than once) keeps the first one's SQLite locks.
+
+    Checking the file's header with ``open()``/``close()`` did not: POSIX drops a process's ``fcntl`` locks on a
+    file when any descriptor of it closes, so another process closing its connection found the store unused,
+    checkpointed and removed ``-wal``/``-shm`` under our open connections ("disk I/O error" in ``al-loop serve``).
+    """
+    from al_loop.run_status import read_status
+
+    path = tmp_path / "c.sqlite"
+    first = Store(path)
+    run_id = first.create_run(RunConfig(dataset="digits", strategy="random"))
+    wal = path.with_name(path.name + "-wal")
+    assert wal.exists()  # the first store's pooled connection keeps the store in use
+    if second == "status":
+        read_status(path)
+    else:
+        Store(path, readonly=second == "reader").close()
+    _read_in_another_process(path)
+    assert wal.exists() and path.with_name(path.name + "-shm").exists(), "the WAL files were removed under us"
+    first.create_run(RunConfig(dataset="digits", strategy="random", seed=1))  # no disk I/O error
+    assert [r.id for r in first.runs()] == [run_id, run_id + 1]
+    first.close()
