@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from al_loop.backend_driver import PREDICTIONS_KEY
+from al_loop.faults import crash_point
 
 #: the title of round ``idx``'s Data Manager view
 VIEW_TITLE = "al-loop round {idx}"
@@ -177,6 +178,7 @@ def write_predictions(oracle: Any, store: Any, run_id: int, version: str,
                     log(f"run {run_id}: Label Studio took {created} of {len(body)} prediction(s) of {version} "
                         "(it drops those it finds invalid)")
                 written += created
+                crash_point("after_prediction_chunk")  # written at the server, progress not recorded
             store.set_oracle_state(run_id, PREDICTIONS_KEY, json.dumps(
                 {"model_version": version, "written": written, "total": total}))
             rate = (start + len(part)) / max(time.perf_counter() - t0, 1e-9)
@@ -227,9 +229,24 @@ def after_dispatch(oracle: Any, store: Any, run_id: int, predictor: Any = None,
 
     def hook(idx: int) -> None:
         ensure_round_view(oracle, store, run_id, idx)
+        crash_point("after_round_view")
         if predictor is not None:
             version = predictor.model_version()
-            write_predictions(oracle, store, run_id, version, predictor.predict, log=log)
-            show_model_version(oracle, version, log=log)
+            written = write_predictions(oracle, store, run_id, version, predictor.predict, log=log)
+            # 1.23 refuses a version without predictions; after a restart they may all be written already
+            if written or has_predictions(oracle, run_id, version):
+                show_model_version(oracle, version, log=log)
 
     return hook
+
+
+
+def has_predictions(oracle: Any, run_id: int, version: str) -> bool:
+    """Whether some task of the campaign holds a prediction of ``version`` (one short Data Manager query)."""
+    backoff = oracle._backoff()
+    query = json.dumps({"filters": _filters(oracle, run_id, [
+        {"filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
+         "value": [version]}])})
+    got = oracle._rest("GET", f"/api/tasks?project={oracle.project_id}&page=1&page_size=1&include=id"
+                       f"&query={_quote(query)}", "look for predictions of the round", backoff)
+    return bool(got.get("tasks")) if isinstance(got, Mapping) else False

@@ -53,6 +53,7 @@ from typing import Any
 from al_loop.backend_driver import ANNOTATORS_KEY
 from al_loop.controller import apply_round_answers
 from al_loop.errors import DataError
+from al_loop.faults import crash_point
 from al_loop.store import _older
 from al_loop.types import Answer, RunStatus
 from oracles.label_studio import answer_from_annotations, remote_key
@@ -246,6 +247,7 @@ def handle_event(store: Any, run_id: int, payload: Any, *, classes: Sequence[str
                                        json.dumps([answer.annotation_id, stamp]))
     if not by_round and result["ignored"]:
         return _ignored("; ".join(result["ignored"]), action)
+    crash_point("webhook_after_record")  # recorded, not answered yet: Label Studio sees a failed delivery
     _tell(store, run_id, result, payload)
     return result
 
