@@ -98,7 +98,7 @@ def _fast_lines(path: Path) -> list[RunLine] | None:
     """The runs read with sqlite3, or None when the store is not one the fast path knows."""
     if not path.is_file():
         return None
-    if not is_sqlite_file(path):  # asked of SQLite, not by open(): see al_loop/sqlite_file.py
+    if not is_sqlite_file(path):  # never an open()/close() while a store of it is open: al_loop/sqlite_file.py
         return None
     try:
         con = sqlite3.connect(ro_uri(path), uri=True, timeout=30, isolation_level=None)

@@ -54,7 +54,7 @@ from al_loop.schema import (
     SkippedItemRow,
     utcnow,
 )
-from al_loop.sqlite_file import is_sqlite_file
+from al_loop.sqlite_file import closed, is_sqlite_file, opened
 from al_loop.types import Answer, RoundState, RunStatus
 
 _ORDER = [s.value for s in RoundState]
@@ -66,7 +66,7 @@ def check_sqlite_file(path: Path) -> None:
         return
     if path.is_dir():
         raise StoreError(f"{path} is a directory; pass a file path for --db")
-    if not is_sqlite_file(path):  # asked of SQLite: an open()/close() here would drop this process's locks
+    if not is_sqlite_file(path):  # never an open()/close() while this process has the store open
         raise StoreError(f"{path} is not a SQLite database; pass a new file name or the al-loop store you meant")
 
 
@@ -147,7 +147,10 @@ class Store:
         if not readonly:
             check_writable(self.path)
         self.engine = self._make_engine()
+        self._registered = False
         self._check_integrity_and_schema()
+        opened(self.path)  # later header checks of this file in this process must not open()/close() it
+        self._registered = True
 
     # -- connection -----------------------------------------------------------------
     def _make_engine(self) -> Engine:
@@ -221,6 +224,9 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if getattr(self, "_registered", False):
+            self._registered = False
+            closed(self.path)
 
     @contextmanager
     def write(self) -> Iterator[Session]:
