@@ -56,6 +56,7 @@ from al_loop.errors import ConfigError, DataError, OracleError, StoreError
 from al_loop.lease import RunLease
 from al_loop.oracle import Oracle
 from al_loop.registry import DATASETS, ORACLES
+from al_loop.run_pool import RunPool
 from al_loop.store import Store, check_sqlite_file
 from al_loop.types import RunStatus
 
@@ -355,6 +356,8 @@ class CampaignOptions:
     backend_url: str | None = None
     #: variable holding ``user:password`` of the backend's basic auth (backend mode; never recorded itself)
     basic_auth_env: str | None = None
+    #: backend mode: import a task for every pool item before the seed batch (``--import-pool``)
+    import_pool: bool = False
 
     def as_params(self) -> dict[str, Any]:
         params = {"url": self.url, "title": self.title, "kind": self.kind, "api_key_env": self.api_key_env,
@@ -363,6 +366,8 @@ class CampaignOptions:
             params.update(mode="backend", backend_url=str(self.backend_url).rstrip("/"))
             if self.basic_auth_env:
                 params["basic_auth_env"] = self.basic_auth_env
+            if self.import_pool:
+                params["import_pool"] = True
         return params
 
 
@@ -384,6 +389,8 @@ def _oracle_for(store: Store, run_id: int, api_key: str, **extra: Any) -> Oracle
     extra.setdefault("campaign_id", params.get("campaign_id"))
     if params.get("media"):
         extra.setdefault("media", params["media"])
+    if params.get("import_pool"):
+        extra.setdefault("pool_source", RunPool(run_id, pool, store))
     if project is None:  # a crash between creating the run and recording the project: adopt by title
         oracle = cls.for_project(params["url"], api_key, params["title"], pool.classes, params["kind"],
                                  previous_answers=lambda r, i: store.round_answers(r, i), **extra)
@@ -427,7 +434,7 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     check_sqlite_file(Path(db))
     if not classes:
         raise ConfigError('no classes given; pass --labels "cat,dog,bird"')
-    check_backend_flags(options.mode, options.backend_url, options.basic_auth_env)
+    check_backend_flags(options.mode, options.backend_url, options.basic_auth_env, options.import_pool)
     check_media_flags(options.media, options.media_url, images)
     dataset, dataset_params = data_source(data, classes, options.kind, images=images, encoder=encoder,
                                           encoder_weights=encoder_weights, image_size=image_size,
@@ -482,6 +489,8 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
         for key, value in registered.items():
             store.set_oracle_state(run_id, key, value)
         log(f"run {run_id}: Label Studio project {oracle.project_id} ({options.title!r})")
+        if options.import_pool:  # the seed batch's submit imports the whole pool first (oracles.ls_pool)
+            oracle.pool_source, oracle.log = RunPool(run_id, pool, store), log  # type: ignore[attr-defined]
         ctl = Controller(store, run_id, pool, build_learner(config.learner, pool),
                          build_strategy(config.strategy, config.strategy_params), oracle, log=log)
         with RunLease(store, run_id):
@@ -526,14 +535,18 @@ WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDA
 BACKEND_TITLE = "al-loop"
 
 
-def check_backend_flags(mode: str, backend_url: str | None, basic_auth_env: str | None) -> None:
-    """``--mode``, ``--backend-url`` and ``--basic-auth-env`` on their own (before anything is read or created)."""
+def check_backend_flags(mode: str, backend_url: str | None, basic_auth_env: str | None,
+                        import_pool: bool = False) -> None:
+    """``--mode``, ``--backend-url``, ``--basic-auth-env`` and ``--import-pool`` on their own (before anything is read or created)."""
     if mode not in MODES:
         raise ConfigError(f"unknown --mode {mode!r}; use pull (campaign run polls Label Studio) or backend "
                           "(al-loop serve is the project's model)")
     if mode == "pull":
         if backend_url is not None or basic_auth_env is not None:
             raise ConfigError("--backend-url and --basic-auth-env go with --mode backend; add it, or drop them")
+        if import_pool:
+            raise ConfigError("--import-pool goes with --mode backend (al-loop serve writes the pool's "
+                              "predictions); add --mode backend --backend-url URL, or drop it")
         return
     if not backend_url:
         raise ConfigError("--mode backend needs --backend-url URL: where Label Studio reaches `al-loop serve`, "

@@ -299,6 +299,31 @@ def inline_image(path: str, max_side: int = INLINE_MAX_SIDE) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def pool_task_data(run_id: int, pool_id: int, payload: Any, campaign_id: str | None = None,
+                   media: Mapping[str, Any] | None = None, *, what: str | None = None) -> dict[str, Any]:
+    """The ``data`` of pool item ``pool_id``'s task before any round selects it (no ``al_key``, no ``al_round``).
+
+    The annotator's object (``text`` or ``image``, an image file as
+    :func:`image_value` says for ``media``, its relative path in ``al_path``)
+    and ``al_run``, ``al_pool_id``, ``al_campaign``. A task that a round sends
+    adds ``al_key`` and ``al_round`` (:func:`task_for`); ``campaign init
+    --import-pool`` imports every item's task with this data first.
+    """
+    payload = payload if isinstance(payload, Mapping) else {}
+    if "image_file" in payload:
+        payload = {**payload, "image": image_value(payload, media), "al_path": payload.get("path")}
+    if not any(k in payload for k in KINDS):
+        raise DataError(
+            f"{what or f'pool item {pool_id}'} has no 'image' or 'text' in its payload; Label Studio campaigns need "
+            "an image or text pool"
+        )
+    data = {k: v for k, v in payload.items() if k in KINDS or k == "al_path"}
+    data.update(al_run=int(run_id), al_pool_id=int(pool_id))
+    if campaign_id:
+        data["al_campaign"] = campaign_id
+    return data
+
+
 def task_for(item: OutboxItem, classes: Sequence[str], campaign_id: str | None = None,
              media: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The Label Studio task (data + prediction) for one outbox item (of campaign ``campaign_id``).
@@ -306,18 +331,8 @@ def task_for(item: OutboxItem, classes: Sequence[str], campaign_id: str | None =
     An image file (``payload["image_file"]``) becomes the task's ``image`` as
     :func:`image_value` says for ``media``; its relative path goes in ``al_path``.
     """
-    payload = item.payload if isinstance(item.payload, Mapping) else {}
-    if "image_file" in payload:
-        payload = {**payload, "image": image_value(payload, media), "al_path": payload.get("path")}
-    if not any(k in payload for k in KINDS):
-        raise DataError(
-            f"item {item.key} has no 'image' or 'text' in its payload; Label Studio campaigns need an image or text pool"
-        )
-    data = {k: v for k, v in payload.items() if k in KINDS or k == "al_path"}
-    data.update(al_key=remote_key(item.key, campaign_id), al_run=item.run_id, al_round=item.round,
-                al_pool_id=item.pool_id)
-    if campaign_id:
-        data["al_campaign"] = campaign_id
+    data = pool_task_data(item.run_id, item.pool_id, item.payload, campaign_id, media, what=f"item {item.key}")
+    data.update(al_key=remote_key(item.key, campaign_id), al_round=item.round)
     task: dict[str, Any] = {"data": data}
     pred = item.prediction or {}
     label = pred.get("label")
@@ -727,6 +742,13 @@ class LabelStudioOracle(Oracle):
         How image files reach annotators (``{"mode": "local-files", "root": DIR}``,
         ``{"mode": "url", "prefix": P}`` or ``{"mode": "inline"}``; see
         :func:`image_value`); recorded in the run's oracle params by ``campaign init``.
+    pool_source : RunPool, optional
+        The run's whole pool (:class:`al_loop.run_pool.RunPool`), given for a
+        campaign started with ``--import-pool``: the project holds a task per
+        pool item (:mod:`oracles.ls_pool`), :meth:`submit` imports the missing
+        ones first and then marks the selected items' tasks instead of creating them.
+    log : callable, optional
+        One-line progress messages (the pool import).
     """
 
     name = "label_studio"
@@ -749,6 +771,8 @@ class LabelStudioOracle(Oracle):
         campaign_id: str | None = None,
         max_wait: float | None = None,
         media: Mapping[str, Any] | None = None,
+        pool_source: Any = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._api_key = api_key
@@ -766,6 +790,9 @@ class LabelStudioOracle(Oracle):
         self.reported_: dict[tuple[int, int], dict[int, str]] = {}
         self.annotators_: dict[int, str] = {}
         self.model_version_: str | None = None
+        self.pool_source = pool_source
+        self.log = log or (lambda _m: None)
+        self.pool_tasks_: dict[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"LabelStudioOracle(url={self.url!r}, project_id={self.project_id}, classes={list(self.classes)})"
@@ -863,6 +890,10 @@ class LabelStudioOracle(Oracle):
             items.append(self._campaign_filter())
         if counter is not None:
             items.append({"filter": f"filter:tasks:{counter}", "operator": "greater", "type": "Number", "value": 0})
+        return self._list_tasks(items, backoff, full=full)
+
+    def _list_tasks(self, items: list[dict[str, Any]], backoff: _Backoff, *, full: bool) -> list[Any]:
+        """Every task matching the Data Manager filter ``items`` (all of them), page by page."""
         query = json.dumps({"filters": {"conjunction": "and", "items": items}})
         extra: dict[str, Any] = {"fields": "all"} if full else {
             "include": "id,data,total_annotations,cancelled_annotations,annotations_ids"}
@@ -879,11 +910,11 @@ class LabelStudioOracle(Oracle):
                 if exc.status == 404 and page > 1:  # "Invalid page": the listing shrank meanwhile
                     return out
                 raise
-            items = list(pager.items or [])
-            out.extend(items)
+            got = list(pager.items or [])
+            out.extend(got)
             total = getattr(pager.response, "total", None)
             # "total" rather than a short page: the server may cap page_size below ours.
-            if not items or (len(out) >= total if isinstance(total, int) else len(items) < self.page_size):
+            if not got or (len(out) >= total if isinstance(total, int) else len(got) < self.page_size):
                 return out
             page += 1
 
@@ -980,8 +1011,22 @@ class LabelStudioOracle(Oracle):
 
     # ----------------------------------------------------------------- submitting
 
+    def pool_tasks(self) -> dict[int, int]:
+        """``{pool id: task id}`` of every pool item (``--import-pool``), imported first where missing.
+
+        Read from the run's recorded import once per oracle object; see
+        :func:`oracles.ls_pool.ensure_pool_tasks`.
+        """
+        if self.pool_source is None:
+            raise ConfigError("this campaign did not import its pool (campaign init --import-pool)")
+        if self.pool_tasks_ is None:
+            from oracles.ls_pool import ensure_pool_tasks
+
+            self.pool_tasks_ = ensure_pool_tasks(self, self.pool_source, self.log)
+        return self.pool_tasks_
+
     def submit(self, items: Sequence[OutboxItem]) -> dict[str, str]:
-        """Create a task for each item the project does not hold yet.
+        """Put each item in the project: a new task, or (``--import-pool``) its pool task marked for the round.
 
         Returns
         -------
@@ -994,10 +1039,28 @@ class LabelStudioOracle(Oracle):
         tasks = {k: task_for(it, self.classes, self.campaign_id, self.media)  # bad payloads fail before any send
                  for k, it in by_key.items()}
         backoff = self._backoff()
+        pool_tasks = dict(self.pool_tasks()) if self.pool_source is not None else {}
+        patched: set[str] = set()
         clean_sends = 0
         while True:
             found = self._find(list(by_key), backoff)
             missing = [k for k in by_key if k not in found]
+            marked = [(pool_tasks[by_key[k].pool_id], k) for k in missing if by_key[k].pool_id in pool_tasks]
+            if marked:
+                from oracles.ls_pool import mark_selected
+
+                again = [k for _t, k in marked if k in patched]
+                if again:
+                    raise OracleError(
+                        f"Label Studio project {self.project_id} took the round's data for pool task "
+                        f"{pool_tasks[by_key[again[0]].pool_id]} ({again[0]}) but does not list it in the round; "
+                        "check that the project's tasks keep their 'al_key' and 'al_round' data fields")
+                patched.update(k for _t, k in marked)
+                gone = set(mark_selected(self, [(t, tasks[k]["data"]) for t, k in marked], backoff))
+                for t, k in marked:  # a pool task deleted in Label Studio: the item gets a new task
+                    if t in gone:
+                        del pool_tasks[by_key[k].pool_id]
+                continue
             if not missing:
                 break
             if clean_sends >= 2:

@@ -60,6 +60,9 @@ def campaign_init(
         help="Backend mode: where Label Studio reaches `al-loop serve`, e.g. http://127.0.0.1:9090.")] = None,
     basic_auth_env: Annotated[str | None, typer.Option(
         help="Backend mode: environment variable holding user:password of the basic auth serve checks.")] = None,
+    import_pool: Annotated[bool, typer.Option(
+        "--import-pool", help="Backend mode: import a task for every pool item first, so that Label Studio's Data "
+                              "Manager sorts the whole pool by al-loop's prediction score.")] = False,
 ) -> None:
     """Create (or adopt) the Label Studio project, record it in the store and send the seed batch."""
     from al_loop.campaign import CampaignOptions, init_campaign
@@ -72,7 +75,8 @@ def campaign_init(
                               api_key_env=None if api_key_file else api_key_env,
                               api_key_file=str(api_key_file) if api_key_file else None, media=media,
                               media_url=media_url, files_root=str(files_root) if files_root else None,
-                              mode=mode, backend_url=backend_url, basic_auth_env=basic_auth_env)
+                              mode=mode, backend_url=backend_url, basic_auth_env=basic_auth_env,
+                              import_pool=import_pool)
     run_id = init_campaign(str(db), data=data, classes=classes, strategy=strategy, batch=batch, init=init,
                            options=options, learner=learner, seed=seed, min_fraction=min_fraction,
                            strategy_params=parse_params(param, [strategy])[strategy], adopt=adopt,

@@ -30,8 +30,9 @@ goes on where it stopped and never writes a task's prediction twice. Progress
 is logged per chunk and kept in the run's ``oracle_state`` (``predictions``:
 ``{"model_version", "written", "total"}``), where ``campaign status`` can show it.
 
-Only tasks the project holds get predictions: in pull mode and backend mode alike
-al-loop imports tasks only for selected items.
+Only tasks the project holds get predictions: by default al-loop imports tasks
+only for selected items; a campaign started with ``--import-pool`` holds one per
+pool item (:mod:`oracles.ls_pool`), so the whole unlabeled pool is predicted.
 """
 
 from __future__ import annotations

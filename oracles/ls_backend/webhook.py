@@ -292,7 +292,12 @@ def _item_of(run: _Run, task: Mapping[str, Any], ignored: list[str]) -> tuple[in
     tid = task.get("id")
     key, campaign = data.get("al_key"), data.get("al_campaign")
     if key is None:
-        ignored.append(f"task {tid} is not an al-loop task (no al_key)")
+        if data.get("al_pool_id") is not None and _int(data.get("al_run")) == run.run_id and (
+                not run.campaign_id or campaign == run.campaign_id):
+            ignored.append(f"task {tid} is a pool task no round has selected yet (--import-pool): its annotation "
+                           "becomes an answer if a round selects the item; label the round's view for this round")
+        else:
+            ignored.append(f"task {tid} is not an al-loop task (no al_key)")
         return None
     if run.campaign_id and campaign != run.campaign_id:
         ignored.append(f"task {tid} belongs to campaign {campaign or 'none'}, not {run.campaign_id}")

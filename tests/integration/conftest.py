@@ -72,3 +72,41 @@ def new_project(ls_server: Server) -> Iterator[Callable[..., int]]:
             client.projects.delete(id=project_id)
         except Exception:  # noqa: BLE001 - cleanup only; a leftover project harms nothing
             pass
+
+
+#: environment variable holding the key of :func:`local_ls` (``CampaignOptions(api_key_env=...)``)
+LOCAL_KEY_ENV = "AL_LOOP_LOCAL_LS_KEY"
+
+
+@pytest.fixture(scope="session")
+def local_ls(tmp_path_factory: pytest.TempPathFactory, ls_server: Server) -> Iterator[Server]:
+    """A private Label Studio of the session that may call local addresses (webhooks, an ML backend on 127.0.0.1).
+
+    Started from ``AL_LOOP_LS_VENV`` with ``SSRF_PROTECTION_ENABLED=false ML_BLOCK_LOCAL_IP=false`` on a
+    free loopback port, its key in :data:`LOCAL_KEY_ENV`; stopped by its process group at the end.
+    """
+    import signal
+    from pathlib import Path
+
+    from tests.integration.test_campaign import free_port
+    from tests.integration.test_campaign_recovery import Private
+
+    venv = Path(os.environ.get("AL_LOOP_LS_VENV", "/work/ls-server/venv"))
+    if not (venv / "bin" / "label-studio").exists():
+        pytest.fail(f"no Label Studio venv at {venv}; set AL_LOOP_LS_VENV to one (scripts/labelstudio.sh install)",
+                    pytrace=False)
+    folder = tmp_path_factory.mktemp("ls-local")
+    (folder / "venv").symlink_to(venv)
+    env = {k: v for k, v in os.environ.items() if k not in ("LS_PORT", "LS_KEEP_DATA")}
+    server = Private(folder, {**env, "SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false"})
+    started = server.script("start", LS_PORT=str(free_port()))
+    assert started.returncode == 0, started.stderr[-2000:]
+    os.environ[LOCAL_KEY_ENV] = server.key
+    try:
+        yield Server(server.url.rstrip("/"), server.key)
+    finally:
+        os.environ.pop(LOCAL_KEY_ENV, None)
+        try:
+            os.killpg(server.pid(), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass

@@ -150,6 +150,7 @@ def env_of(server: Private, **extra: str) -> dict[str, str]:
      "environment variable AL_B3_UNSET (--basic-auth-env) is not set"),
     (["--mode", "backend", "--backend-url", "http://127.0.0.1:9090", "--basic-auth-env", "AL_B3_NOCOLON"],
      "(--basic-auth-env) is not user:password"),
+    (["--import-pool"], "--import-pool goes with --mode backend"),
 ])
 def test_backend_flags_are_one_line_before_anything_is_made(ls_server: Server, tmp_path: Path, extra: list[str],
                                                              says: str) -> None:
