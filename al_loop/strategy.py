@@ -26,6 +26,7 @@ CAPABILITIES = {
     "proba": "predict_proba",
     "embed": "embed",
     "grad": "grad_embed",
+    "posterior": "posterior_proba",
     "labels": None,  # needs labeled data only
 }
 
@@ -51,7 +52,7 @@ class Strategy:
 
     def check_learner(self, capabilities: frozenset[str]) -> None:
         """Raise :class:`ConfigError` if the learner lacks what this strategy needs."""
-        missing = sorted(r for r in self.requires if r in ("embed", "grad", "proba") and r not in capabilities)
+        missing = sorted(r for r in self.requires if CAPABILITIES.get(r) and r not in capabilities)
         if missing:
             raise ConfigError(
                 f"strategy {self.name!r} needs learner capability {missing} that the learner "

@@ -7,6 +7,7 @@ and indexed by global id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,6 +81,51 @@ class ModelView:
     def grad_embed(self, ids: np.ndarray) -> np.ndarray:
         """Last-layer gradient embeddings with the predicted label, shape (len(ids), D)."""
         return self._take("grad", ids)
+
+    def posterior(self, ids: np.ndarray, samples: int, seed: int) -> np.ndarray:
+        """Posterior predictive samples of ``ids`` only, shape (len(ids), K, n_classes), float32.
+
+        Not cached and never computed for the whole pool: at 10^6 items x 20
+        passes x 10 classes the whole tensor would be 800 MB. Use
+        :meth:`posterior_scores` for a per-item score over the pool.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        parts = [self._posterior_chunk(ids[start:start + self.batch_size], samples, seed)
+                 for start in range(0, len(ids), self.batch_size)]
+        if not parts:
+            return np.zeros((0, max(1, samples), self.pool.n_classes), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+    def posterior_scores(self, name: str, score: Callable[[np.ndarray], np.ndarray], ids: np.ndarray,
+                         samples: int, seed: int) -> np.ndarray:
+        """``score`` of the posterior samples of every pool item, streamed; returns those of ``ids``.
+
+        ``score`` maps (m, K, C) samples to (m,) scores. The pool is scored in
+        chunks of ``batch_size`` items, so memory holds one chunk's samples
+        (``batch_size * K * C`` floats) and the (n,) scores, which are cached
+        under ``(name, samples, seed)``.
+        """
+        key = f"posterior:{name}:{int(samples)}:{int(seed)}"
+        if key not in self._cache:
+            pool_ids = self.pool.ids
+            out = np.empty(len(pool_ids), dtype=np.float64)
+            for start in range(0, len(pool_ids), self.batch_size):
+                chunk = pool_ids[start:start + self.batch_size]
+                out[start:start + len(chunk)] = score(self._posterior_chunk(chunk, samples, seed))
+            self._cache[key] = out
+        return self._cache[key][self.pool.rows(np.asarray(ids, dtype=np.int64))]
+
+    def _posterior_chunk(self, ids: np.ndarray, samples: int, seed: int) -> np.ndarray:
+        if self.learner is None:
+            raise DataError("no model is trained yet, so there are no posterior samples; label a seed set first")
+        out = np.asarray(self.learner.posterior_proba(self.pool, ids, samples, seed))
+        if out.ndim != 3 or out.shape[0] != len(ids) or out.shape[2] != self.pool.n_classes:
+            raise RuntimeError(f"{type(self.learner).__name__}.posterior_proba returned shape {out.shape} for "
+                               f"{len(ids)} ids and {self.pool.n_classes} classes; expected (n, K, C)")
+        if not np.isfinite(out).all():
+            raise DataError("the learner produced NaN or Inf posterior samples; check the features for extreme "
+                            "values or lower the learning rate")
+        return out
 
     def features(self, ids: np.ndarray) -> np.ndarray:
         """Raw inputs flattened, shape (len(ids), d)."""

@@ -44,6 +44,12 @@ SETTINGS: dict[str, dict] = {
     "fashion-effnet-logreg": dict(dataset="fashion-mnist", dataset_params={"limit": 13334, "encoder": "efficientnet-lite0",
                                                                         "image_size": 112},
                                   learner="logreg", init=20, batch=20, rounds=10),
+    # deep Bayesian strategies (issue 17): the MC dropout networks, Bayesian strategies against entropy and random
+    "digits-mlp-bayes": dict(dataset="digits", learner="mlp_dropout", init=20, batch=10, rounds=10,
+                             strategies=["random", "entropy", "margin", "bald", "batchbald", "variation_ratio",
+                                         "mean_std"]),
+    "fashion-cnn-bayes": dict(dataset="fashion-mnist", dataset_params={"limit": 13334}, learner="cnn_dropout",
+                              init=20, batch=20, rounds=10, strategies=["random", "entropy", "bald", "batchbald"]),
 }
 # prism needs user-given exemplars (--query-ids), so it has no place in an unattended benchmark
 EXCLUDED = {"prism": "needs --query-ids/--private-ids exemplars"}
@@ -79,6 +85,22 @@ def _one(setting: str, strategy: str, seed: int, out: str) -> tuple[str, str, in
         return setting, strategy, seed, time.perf_counter() - t0, None
     except Exception as exc:  # reported in the table, the benchmark goes on
         return setting, strategy, seed, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+
+
+def _strategies_of(setting: str, default: list[str], asked: list[str] | None) -> list[str]:
+    """The strategies a setting runs: its own list, else ``default``; those its learner cannot serve are left out
+    (the Bayesian strategies need a learner with a posterior)."""
+    from al_loop import api
+    from al_loop.registry import STRATEGIES
+
+    spec = SETTINGS[setting]
+    names = asked or spec.get("strategies") or default
+    capabilities = api.build_learner(spec["learner"], None).capabilities  # type: ignore[arg-type]
+    def posterior_ok(name: str) -> bool:
+        needs = STRATEGIES.get(name.partition("@")[0]).requires
+        return not isinstance(needs, frozenset) or "posterior" not in needs or "posterior" in capabilities
+
+    return [n for n in names if posterior_ok(n)]
 
 
 def _finished(db: Path) -> bool:
@@ -169,8 +191,10 @@ def main() -> int:
             SETTINGS[name] = {**SETTINGS[name], "rounds": 6}
     out = Path(args.out)
     encode_s = {s: _warm_cache(s) for s in settings if not args.report_only}
-    jobs = [(s, st, seed, str(out / s)) for s in settings for st in strategies for seed in range(seeds)]
-    print(f"{len(jobs)} runs: {len(settings)} setting(s) x {len(strategies)} strategies x {seeds} seeds, "
+    jobs = [(s, st, seed, str(out / s)) for s in settings for st in _strategies_of(s, strategies, args.strategies)
+            for seed in range(seeds)]
+    n_strategies = len({job[1] for job in jobs})
+    print(f"{len(jobs)} runs: {len(settings)} setting(s) x {n_strategies} strategies x {seeds} seeds, "
           f"{args.jobs} process(es)", flush=True)
     t0 = time.perf_counter()
     failures = []

@@ -2,6 +2,7 @@
 
 from strategies import (  # noqa: F401  (imported for their registration side effect)
     badge,
+    bayesian,
     cal,
     fass,
     kcenter,

@@ -55,6 +55,41 @@ def make_cnn(pool: object = None) -> Learner:
     return TorchLearner(small_cnn, TorchConfig(epochs=20, lr=2e-3, batch_size=32), image=True, name="cnn")
 
 
+@LEARNERS.register("mlp_dropout")
+def make_mlp_dropout(pool: object = None) -> Learner:
+    """The MLP with dropout (0.25, 0.5), kept on at scoring: MC dropout posterior for bald/batchbald."""
+    from al_loop.learners.mc_dropout import MCDropoutLearner, mlp_dropout
+    from al_loop.learners.torch_learner import TorchConfig
+
+    return MCDropoutLearner(mlp_dropout, TorchConfig(epochs=40, lr=2e-3, batch_size=32), name="mlp_dropout")
+
+
+@LEARNERS.register("cnn_dropout")
+def make_cnn_dropout(pool: object = None) -> Learner:
+    """The small CNN with dropout (0.25, 0.5; Gal et al. 2017's placement): MC dropout posterior."""
+    from al_loop.learners.mc_dropout import MCDropoutLearner, cnn_dropout
+    from al_loop.learners.torch_learner import TorchConfig
+
+    return MCDropoutLearner(cnn_dropout, TorchConfig(epochs=20, lr=2e-3, batch_size=32), image=True,
+                            name="cnn_dropout")
+
+
+@LEARNERS.register("mlp_ensemble")
+def make_mlp_ensemble(pool: object = None) -> Learner:
+    """Five MLPs with their own seeds (deep ensemble): posterior samples = members, 5x the training time."""
+    from al_loop.learners.ensemble import EnsembleLearner
+
+    return EnsembleLearner(make_mlp, members=5, name="mlp_ensemble")
+
+
+@LEARNERS.register("cnn_ensemble")
+def make_cnn_ensemble(pool: object = None) -> Learner:
+    """Five small CNNs with their own seeds (deep ensemble)."""
+    from al_loop.learners.ensemble import EnsembleLearner
+
+    return EnsembleLearner(make_cnn, members=5, name="cnn_ensemble")
+
+
 @LEARNERS.register("finetune")
 def make_finetune(pool: object = None) -> Learner:
     """The image encoder's last block + a linear head, fine-tuned with flip/crop augmentation (image folders)."""

@@ -22,7 +22,12 @@ class Learner(ABC):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Subset of ``{"proba", "embed", "grad"}`` this learner provides."""
+        """Subset of ``{"proba", "embed", "grad", "posterior"}`` this learner provides.
+
+        ``posterior``: :meth:`posterior_proba` gives samples of the predictive
+        distribution under a posterior over the weights (MC dropout, an
+        ensemble), which the Bayesian strategies (``bald``, ``batchbald``, ...) need.
+        """
         return frozenset({"proba", "embed"})
 
     def check_pool(self, pool: Pool) -> None:
@@ -60,6 +65,18 @@ class Learner(ABC):
     def grad_embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
         """Last-layer gradient embeddings with the predicted label, shape (len(ids), D)."""
         raise NotImplementedError(f"{type(self).__name__} has no gradient embeddings")
+
+
+    def posterior_proba(self, pool: Pool, ids: np.ndarray, samples: int, seed: int) -> np.ndarray:
+        """Posterior predictive samples, shape (len(ids), K, len(pool.classes)), float32.
+
+        ``out[i, k]`` is ``p(y | x_i, omega_k)`` for the ``k``-th weight sample;
+        the same ``k`` is the same ``omega_k`` for every item and every call with
+        the same ``samples`` and ``seed`` (so the result does not depend on how
+        ``ids`` are split into calls). ``K == samples`` for MC dropout; an
+        ensemble gives one sample per member whatever ``samples`` says.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no posterior samples")
 
 
 def expand_columns(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
