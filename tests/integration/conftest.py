@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -75,15 +76,20 @@ def new_project(ls_server: Server) -> Iterator[Callable[..., int]]:
 
 
 #: environment variable holding the key of :func:`local_ls` (``CampaignOptions(api_key_env=...)``)
+if TYPE_CHECKING:
+    from tests.integration.test_campaign_recovery import Private
+
 LOCAL_KEY_ENV = "AL_LOOP_LOCAL_LS_KEY"
 
 
 @pytest.fixture(scope="session")
-def local_ls(tmp_path_factory: pytest.TempPathFactory, ls_server: Server) -> Iterator[Server]:
+def local_ls(tmp_path_factory: pytest.TempPathFactory, ls_server: Server) -> Iterator[Private]:
     """A private Label Studio of the session that may call local addresses (webhooks, an ML backend on 127.0.0.1).
 
     Started from ``AL_LOOP_LS_VENV`` with ``SSRF_PROTECTION_ENABLED=false ML_BLOCK_LOCAL_IP=false`` on a
-    free loopback port, its key in :data:`LOCAL_KEY_ENV`; stopped by its process group at the end.
+    free loopback port, its key in :data:`LOCAL_KEY_ENV`; stopped by its process group at the end. Every
+    module that needs such a server shares this one (each starts its own projects under unique titles);
+    a module that stops or restarts its server (test_campaign_recovery, test_backend_crash) keeps its own.
     """
     import signal
     from pathlib import Path
@@ -103,7 +109,7 @@ def local_ls(tmp_path_factory: pytest.TempPathFactory, ls_server: Server) -> Ite
     assert started.returncode == 0, started.stderr[-2000:]
     os.environ[LOCAL_KEY_ENV] = server.key
     try:
-        yield Server(server.url.rstrip("/"), server.key)
+        yield server
     finally:
         os.environ.pop(LOCAL_KEY_ENV, None)
         try:

@@ -3,8 +3,8 @@
 Label Studio 1.23 refuses to register a webhook or an ML backend at a local
 address unless it runs with ``SSRF_PROTECTION_ENABLED=false`` and
 ``ML_BLOCK_LOCAL_IP=false``: the shared test server does not (the refusal is
-tested on it); the registrations are tested on a private server of this module
-started with both. Label Studio calls a model's ``/health`` and ``/setup``
+tested on it); the registrations are tested on the session's server started
+with both (``local_ls`` in conftest). Label Studio calls a model's ``/health`` and ``/setup``
 while it registers it, so the model must answer then: here a small HTTP model
 (``Model``) stands at the backend URL and records what Label Studio sent it.
 """
@@ -19,7 +19,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,6 @@ from tests.integration.test_campaign_recovery import Private
 pytestmark = pytest.mark.labelstudio
 
 #: what a Label Studio on the same machine as ``al-loop serve`` needs (it calls 127.0.0.1)
-ALLOW_LOCAL = {"SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false"}
 
 
 def init_args(db: Path, url: str, name: str, backend: str) -> list[Any]:
@@ -112,26 +110,9 @@ class Model:
 
 
 @pytest.fixture(scope="module")
-def lsb(tmp_path_factory: pytest.TempPathFactory, ls_server: Server) -> Iterator[Private]:
-    """A Label Studio of this module that may call local addresses (:data:`ALLOW_LOCAL`), stopped by its pid."""
-    venv = Path(os.environ.get("AL_LOOP_LS_VENV", "/work/ls-server/venv"))
-    if not (venv / "bin" / "label-studio").exists():
-        pytest.fail(f"no Label Studio venv at {venv}; set AL_LOOP_LS_VENV to one (scripts/labelstudio.sh install)",
-                    pytrace=False)
-    folder = tmp_path_factory.mktemp("ls-backend")
-    (folder / "venv").symlink_to(venv)
-    env = {k: v for k, v in os.environ.items() if k not in ("LS_PORT", "LS_KEEP_DATA")}
-    server = Private(folder, {**env, **ALLOW_LOCAL})
-    started = server.script("start", LS_PORT=str(free_port()))
-    assert started.returncode == 0, started.stderr[-2000:]
-    try:
-        yield server
-    finally:
-        if (folder / "pid").exists():
-            try:
-                os.killpg(server.pid(), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
+def lsb(local_ls: Private) -> Private:
+    """The session's Label Studio that may call local addresses (``local_ls`` in conftest)."""
+    return local_ls
 
 
 def env_of(server: Private, **extra: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 Label Studio 1.23 refuses an ML backend at a local address unless it runs
 with ``ML_BLOCK_LOCAL_IP=false`` (and webhooks with
 ``SSRF_PROTECTION_ENABLED=false``); the shared test server does not, so this
-module starts a private one with both (``test_backend_campaign.ALLOW_LOCAL``).
+module uses the session's server started with both (``local_ls`` in conftest).
 A campaign on digits is made by ``campaign init``, its seed batch answered with
 the ground truth and round 1 sent by ``campaign run``; then ``al-loop serve``
 runs on the store, the backend is registered through the API (``POST
@@ -15,11 +15,9 @@ post the project's tasks to ``/predict`` in one batch.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,6 @@ from al_loop.api import build_pool
 from al_loop.campaign import CampaignOptions, init_campaign, run_campaign
 from al_loop.store import Store
 from tests.harness.campaign_crash_table import BATCH, CLASSES, INIT, TruthAnnotator
-from tests.integration.conftest import Server
-from tests.integration.test_backend_campaign import ALLOW_LOCAL
 from tests.integration.test_campaign import CLI, free_port, title
 from tests.integration.test_campaign_recovery import Private
 
@@ -41,26 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def lsp(tmp_path_factory: pytest.TempPathFactory, ls_server: Server) -> Iterator[Private]:
-    """A Label Studio of this module that may call local addresses, stopped by its pid afterwards."""
-    venv = Path(os.environ.get("AL_LOOP_LS_VENV", "/work/ls-server/venv"))
-    if not (venv / "bin" / "label-studio").exists():
-        pytest.fail(f"no Label Studio venv at {venv}; set AL_LOOP_LS_VENV to one (scripts/labelstudio.sh install)",
-                    pytrace=False)
-    folder = tmp_path_factory.mktemp("ls-serve")
-    (folder / "venv").symlink_to(venv)
-    env = {k: v for k, v in os.environ.items() if k not in ("LS_PORT", "LS_KEEP_DATA")}
-    server = Private(folder, {**env, **ALLOW_LOCAL})
-    started = server.script("start", LS_PORT=str(free_port()))
-    assert started.returncode == 0, started.stderr[-2000:]
-    try:
-        yield server
-    finally:
-        if (folder / "pid").exists():
-            try:
-                os.killpg(server.pid(), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
+def lsp(local_ls: Private) -> Private:
+    """The session's Label Studio that may call local addresses (``local_ls`` in conftest)."""
+    return local_ls
 
 
 def rest(server: Private, method: str, path: str, body: Any = None) -> Any:

@@ -1,7 +1,7 @@
 """Label Studio itself calls our webhook: answers recorded as a pull records them, rounds advanced (issue #16, B2).
 
-A private Label Studio of this module (it must call 127.0.0.1: SSRF protection
-off, as ``tests/integration/test_backend_campaign.py`` explains) posts its
+The session's Label Studio that may call 127.0.0.1 (``local_ls`` in conftest:
+SSRF protection off, as ``tests/integration/test_backend_campaign.py`` explains) posts its
 events to the FastAPI app of ``oracles.ls_backend.app`` served by uvicorn in
 this process, with a :class:`~al_loop.backend_driver.BackendDriver` subscribed
 to the webhook (what ``al-loop serve`` runs). People answer through the API
@@ -34,40 +34,20 @@ from al_loop.store import Store
 from oracles.ls_backend import webhook
 from oracles.ls_backend.webhook import ACTIONS
 from tests.integration.annotator import Annotator
-from tests.integration.conftest import Server
+from tests.integration.conftest import LOCAL_KEY_ENV
 from tests.integration.test_campaign import free_port
 from tests.integration.test_campaign_recovery import Private
 
 pytestmark = pytest.mark.labelstudio
 
-ALLOW_LOCAL = {"SSRF_PROTECTION_ENABLED": "false", "ML_BLOCK_LOCAL_IP": "false"}
-KEY_ENV = "AL_LOOP_B2_WEBHOOK_KEY"
 CLASSES = [str(i) for i in range(10)]
 INIT, BATCH = 4, 3
 
 
 @pytest.fixture(scope="module")
-def lsw(tmp_path_factory: pytest.TempPathFactory, ls_server: Server) -> Iterator[Private]:
-    """A Label Studio of this module that may call local addresses, stopped by its pid."""
-    venv = Path(os.environ.get("AL_LOOP_LS_VENV", "/work/ls-server/venv"))
-    if not (venv / "bin" / "label-studio").exists():
-        pytest.fail(f"no Label Studio venv at {venv}; set AL_LOOP_LS_VENV to one (scripts/labelstudio.sh install)",
-                    pytrace=False)
-    folder = tmp_path_factory.mktemp("ls-webhook")
-    (folder / "venv").symlink_to(venv)
-    env = {k: v for k, v in os.environ.items() if k not in ("LS_PORT", "LS_KEEP_DATA")}
-    server = Private(folder, {**env, **ALLOW_LOCAL})
-    started = server.script("start", LS_PORT=str(free_port()))
-    assert started.returncode == 0, started.stderr[-2000:]
-    os.environ[KEY_ENV] = server.key
-    try:
-        yield server
-    finally:
-        os.environ.pop(KEY_ENV, None)
-        try:
-            os.killpg(server.pid(), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+def lsw(local_ls: Private) -> Private:
+    """The session's Label Studio that may call local addresses (``local_ls`` in conftest)."""
+    return local_ls
 
 
 class Serve:
@@ -133,7 +113,7 @@ def camp(lsw: Private, tmp_path: Path) -> Iterator[tuple[Serve, Annotator]]:
     db = tmp_path / "c.sqlite"
     run = init_campaign(str(db), data="digits", classes=CLASSES, strategy="margin", batch=BATCH, init=INIT,
                         options=CampaignOptions(url=lsw.url, title=f"al-loop-b2-{uuid.uuid4().hex[:8]}",
-                                                kind="image", api_key_env=KEY_ENV))
+                                                kind="image", api_key_env=LOCAL_KEY_ENV))
     store = Store(db, readonly=True)
     project = int(store.oracle_state(run, "project_id") or -1)
     store.close()
@@ -230,7 +210,7 @@ def test_al_loop_serve_advances_every_n_answers_with_a_view_and_predictions(lsw:
     db = tmp_path / "c.sqlite"
     run = init_campaign(str(db), data="digits", classes=CLASSES, strategy="margin", batch=BATCH, init=INIT,
                         options=CampaignOptions(url=lsw.url, title=f"al-loop-b2-{uuid.uuid4().hex[:8]}",
-                                                kind="image", api_key_env=KEY_ENV))
+                                                kind="image", api_key_env=LOCAL_KEY_ENV))
     store = Store(db, readonly=True)
     project = int(store.oracle_state(run, "project_id") or -1)
     cid = store.config(run).oracle_params["campaign_id"]

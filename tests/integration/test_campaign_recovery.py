@@ -83,6 +83,11 @@ class Private:
     def key(self) -> str:
         return (self.dir / "token").read_text().strip()
 
+    @property
+    def api_key(self) -> str:
+        """The same as :attr:`key` (the name :class:`tests.integration.conftest.Server` uses)."""
+        return self.key
+
     def read_env(self) -> dict[str, str]:
         words = (self.dir / "env").read_text().split()[1:]
         return dict(w.split("=", 1) for w in words)
