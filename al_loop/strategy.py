@@ -41,6 +41,8 @@ class Strategy:
 
     name: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: The fix :meth:`check_learner` names when the learner lacks a capability.
+    learner_fix: ClassVar[str] = "choose a learner that provides it"
 
     def params(self) -> dict[str, Any]:
         """Parameters as a JSON-serialisable dict (dataclass fields)."""
@@ -56,7 +58,7 @@ class Strategy:
         if missing:
             raise ConfigError(
                 f"strategy {self.name!r} needs learner capability {missing} that the learner "
-                f"does not have (it has {sorted(capabilities)}); choose a learner that provides it"
+                f"does not have (it has {sorted(capabilities)}); {self.learner_fix}"
             )
 
     def check_config(self, config: RunConfig) -> None:

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from strategies.uncertainty import entropy_scores
 
-def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=axis)
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """:func:`~strategies.uncertainty.entropy_scores` over the last axis of any shape, shape ``p.shape[:-1]``."""
+    p = np.asarray(p, dtype=np.float64)
+    return entropy_scores(p.reshape(-1, p.shape[-1])).reshape(p.shape[:-1])
 
 
 def expected_entropy(P: np.ndarray) -> np.ndarray:
@@ -129,7 +132,7 @@ def batchbald_greedy(P: np.ndarray, batch: int, configs: int, rng: np.random.Gen
     if configs < 1:
         raise ValueError("configs must be >= 1")
     key = np.arange(n) if order_key is None else np.asarray(order_key)
-    cond = _entropy(P).mean(axis=1)  # E_k H(y_i | omega_k), (n,)
+    cond = expected_entropy(P)  # E_k H(y_i | omega_k), (n,)
     available = np.ones(n, dtype=bool)
     picked: list[int] = []
     gains: list[float] = []
@@ -147,8 +150,7 @@ def batchbald_greedy(P: np.ndarray, batch: int, configs: int, rng: np.random.Gen
         for start in range(0, cand.size, step):
             rows = cand[start:start + step]
             joint[rows] = _joint_entropy(weights, logscale, P[rows], exact)
-        mi = joint - cond - cond_sum  # I(batch + x) for each candidate x
-        mi[~available] = -np.inf
+        mi = joint - cond - cond_sum  # I(batch + x) for each candidate x; -inf for those picked
         best_val = mi.max()
         tied = np.flatnonzero(mi == best_val)
         best = int(tied[np.argmin(key[tied])])
@@ -197,11 +199,10 @@ def _joint_entropy(weights: np.ndarray, logscale: np.ndarray, Pc: np.ndarray, ex
 
     ``weights`` (K, S) with ``logscale`` (S,); ``Pc`` (m, K, C).
     """
-    K = weights.shape[0]
+    K, S = weights.shape
     m, _, C = Pc.shape
-    # q[j, s, c] = (1/K) sum_k w[k, s] p_j(c | omega_k), times exp(logscale[s])
-    S = weights.shape[1]
-    # one BLAS product: (S, K) @ (K, m * C) -> (S, m, C)
+    # q[s, j, c] = (1/K) sum_k w[k, s] p_j(c | omega_k) (the true value times exp(-logscale[s])),
+    # as one BLAS product: (S, K) @ (K, m * C) -> (S, m, C)
     q = (weights.T @ Pc.transpose(1, 0, 2).reshape(K, m * C)).reshape(S, m, C)
     q /= K
     logq = np.log(np.maximum(q, np.finfo(np.float64).tiny))  # q = 0 contributes 0 below

@@ -32,9 +32,6 @@ from al_loop.types import QueryContext, Selection
 from al_loop.view import ModelView
 from strategies._bayes_scores import POSTERIOR_SCORES, bald_scores, batchbald_greedy
 
-_NEEDS_POSTERIOR = ("a learner with a posterior: --learner mlp_dropout, cnn_dropout, mlp_ensemble or "
-                    "cnn_ensemble")
-
 
 def posterior_seed(ctx: QueryContext) -> int:
     """The seed of a round's weight samples: from the run's seed and the round only."""
@@ -51,11 +48,8 @@ def _positive(strategy: str, field_name: str, value: object, allow_zero: bool = 
 
 class _PosteriorStrategy(Strategy):
     requires: ClassVar[frozenset[str]] = frozenset({"posterior"})
-
-    def check_learner(self, capabilities: frozenset[str]) -> None:
-        if "posterior" not in capabilities:
-            raise ConfigError(f"strategy {self.name!r} needs learner capability ['posterior'] that the learner "
-                              f"does not have (it has {sorted(capabilities)}); use {_NEEDS_POSTERIOR}")
+    learner_fix: ClassVar[str] = ("use a learner with a posterior: --learner mlp_dropout, cnn_dropout, mlp_ensemble "
+                                  "or cnn_ensemble")
 
 
 @dataclass

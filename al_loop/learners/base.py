@@ -66,7 +66,6 @@ class Learner(ABC):
         """Last-layer gradient embeddings with the predicted label, shape (len(ids), D)."""
         raise NotImplementedError(f"{type(self).__name__} has no gradient embeddings")
 
-
     def posterior_proba(self, pool: Pool, ids: np.ndarray, samples: int, seed: int) -> np.ndarray:
         """Posterior predictive samples, shape (len(ids), K, len(pool.classes)), float32.
 
