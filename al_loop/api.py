@@ -110,6 +110,9 @@ def validate(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy
     strategy.check_learner(learner.capabilities)
     learner.check_pool(pool)
     strategy.check_config(config)
+    if config.tracks_stopping and "proba" not in learner.capabilities:
+        raise ConfigError(f"the stopping signals read the model's class probabilities, which learner "
+                          f"{config.learner!r} does not give; use a learner with probabilities or drop --stop")
     if config.init_strategy != "random":
         init = build_strategy(config.init_strategy, config.init_params)
         try:

@@ -415,8 +415,14 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
                   strategy_params: dict[str, Any] | None = None, min_fraction: float = 1.0,
                   log: Callable[[str], None] | None = None, adopt: bool = False, images: str | None = None,
                   encoder: str | None = None, encoder_weights: str | None = None, image_size: int | None = None,
-                  skip_bad: bool = False, text_column: str | None = None, **oracle_extra: Any) -> int:
+                  skip_bad: bool = False, text_column: str | None = None, stop: Sequence[str] = (),
+                  stop_set: int = 2000, **oracle_extra: Any) -> int:
     """Create (or adopt) the project, record the run, and send the seed batch.
+
+    ``stop`` are stopping rules that need no labels (:mod:`al_loop.stopping`):
+    the first to fire ends the campaign. A campaign whose learner gives class
+    probabilities records the stopping signals every round either way, so
+    ``campaign status`` shows them.
 
     Everything is validated, and the project exists, before the run is written.
     A project of the same title that holds tasks of another campaign is refused
@@ -444,7 +450,8 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     config = RunConfig(dataset=dataset, strategy=strategy, seed=seed, rounds=1_000_000, batch=batch, init=init,
                        learner=learner, strategy_params=dict(strategy_params or {}), oracle=ORACLE,
                        oracle_params={**options.as_params(), "campaign_id": campaign_id},
-                       dataset_params=dataset_params, min_fraction=min_fraction)
+                       dataset_params=dataset_params, min_fraction=min_fraction, stop=tuple(stop),
+                       stop_set=stop_set)
     pool = campaign_pool(config, source, options.kind)
     for note in pool.notes if pool.paths is not None else ():
         log(note)
@@ -452,8 +459,9 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     if tuple(pool.classes) != tuple(classes):
         raise ConfigError(f"--labels {list(classes)} differ from the classes of {source!r} {list(pool.classes)}; "
                           "pass the dataset's class names in its order")
-    validate(config, pool, build_learner(config.learner, pool), build_strategy(config.strategy,
-                                                                               config.strategy_params))
+    learner_obj = build_learner(config.learner, pool)
+    config = replace(config, track_stopping="proba" in learner_obj.capabilities)
+    validate(config, pool, learner_obj, build_strategy(config.strategy, config.strategy_params))
     api_key = resolve_api_key(options.api_key_env, options.api_key_file)
     _check_url(options.url)
     media: dict[str, Any] | None = None
@@ -963,6 +971,33 @@ def campaign_status(db: str) -> list[dict[str, Any]]:
                 rows.append({"run_id": run_id, "round": rnd.idx, "state": rnd.state, **prog,
                              "throughput": _throughput(by_round.get(rnd.idx, []))})
         return rows
+    finally:
+        store.close()
+
+
+def stopping_status(db: str) -> dict[int, dict[str, Any]]:
+    """Per campaign run that records stopping signals: ``{"rounds": {round: Signals}, "lines": [...]}``.
+
+    ``lines`` are :func:`al_loop.stopping.describe`'s (the latest signals, how
+    long predictions have been stable, each ``--stop`` rule's state), then the
+    run's end when a rule ended it.
+    """
+    from al_loop.stopping import Signals, describe, parse_rule
+
+    store = Store(db, readonly=True)
+    try:
+        out: dict[int, dict[str, Any]] = {}
+        for run_id in campaign_runs(store):
+            config = store.config(run_id)
+            history = [Signals.of(r) for r in store.stop_signals(run_id)]
+            if not config.tracks_stopping:
+                continue
+            lines = describe([parse_rule(r) for r in config.stop], history)
+            run = store.run(run_id)
+            if run.status != RunStatus.RUNNING.value and run.note:
+                lines.append(f"run {run.status}: {run.note}")
+            out[run_id] = {"rounds": {s.round: s for s in history}, "lines": lines}
+        return out
     finally:
         store.close()
 

@@ -56,6 +56,16 @@ class RunConfig:
     plateau_rounds, plateau_delta : int or None, float
         Stop when the validation metric gained no more than ``plateau_delta``
         over the last ``plateau_rounds`` evaluations.
+    stop : tuple of str
+        Stopping rules that need no labels (:mod:`al_loop.stopping`), e.g.
+        ``stable-predictions:window=3,kappa=0.99``; kept in canonical form
+        (every parameter written out). The first to fire ends the run.
+    stop_set : int
+        Size of the unlabeled stop set the stopping signals are measured on
+        (drawn once from ``seed``; 0 or more than the pool: the whole pool).
+    track_stopping : bool
+        Record the stopping signals every round even without a rule (on for
+        campaigns, so ``campaign status`` can show them).
     init_strategy, init_params : str, dict
         Strategy that picks the seed batch (round 0), before any model exists:
         ``random`` (default) or one that needs only the features
@@ -94,6 +104,9 @@ class RunConfig:
     stop_metric: str = "accuracy"
     plateau_rounds: int | None = None
     plateau_delta: float = 0.0
+    stop: tuple[str, ...] = ()
+    stop_set: int = 2000
+    track_stopping: bool = False
     init_strategy: str = "random"
     init_params: dict[str, Any] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()
@@ -103,6 +116,14 @@ class RunConfig:
         from al_loop.schedules import parse_schedule
 
         parse_schedule(self.batch_schedule)
+        from al_loop.stopping import parse_rule
+
+        rules = tuple(parse_rule(r).spec for r in self.stop)
+        if len(set(rules)) != len(rules):
+            raise ConfigError(f"stopping rules {list(self.stop)} repeat a rule; give each once")
+        object.__setattr__(self, "stop", rules)
+        if self.stop_set < 0:
+            raise ConfigError(f"stop_set must be >= 0, got {self.stop_set}; pass e.g. --stop-set 2000")
         if self.max_labels is not None and self.max_labels < self.init:
             raise ConfigError(f"max_labels {self.max_labels} is below --init {self.init}; raise --max-labels")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -132,18 +153,32 @@ class RunConfig:
         data = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
-        for key in ("query_ids", "private_ids", "plugins"):
+        for key in ("query_ids", "private_ids", "plugins", "stop"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
+
+    @property
+    def tracks_stopping(self) -> bool:
+        """Whether the run records the stopping signals (a rule is given or ``track_stopping``)."""
+        return bool(self.stop) or self.track_stopping
 
     def dataset_key(self) -> str:
         """A short digest of the dataset, its parameters and inputs: the key of its rows in the ``items`` table."""
         return dataset_key(self.dataset, self.dataset_params, self.inputs_digest)
 
     def group_key(self) -> str:
-        """Everything but the seed: runs with equal keys may be averaged together."""
+        """Everything but the seed: runs with equal keys may be averaged together.
+
+        ``track_stopping`` only records signals, and ``stop_set`` matters only
+        with a rule, so they (and an empty ``stop``) are left out: such runs
+        group with those of releases before the stopping rules.
+        """
         data = dataclasses.asdict(self)
         data.pop("seed")
+        data.pop("track_stopping")
+        if not data["stop"]:
+            data.pop("stop")
+            data.pop("stop_set")
         return json.dumps(data, sort_keys=True)
 
 

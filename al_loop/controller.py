@@ -25,7 +25,8 @@ from al_loop.learners.base import Learner
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
 from al_loop.schedules import batch_for_round, stop_reason
-from al_loop.schema import MetricRow
+from al_loop.schema import MetricRow, StopSignalRow
+from al_loop.stopping import Signals, first_reason, parse_rule, round_signals, stop_set_ids
 from al_loop.store import Store
 from al_loop.strategy import Strategy
 from al_loop.types import OutboxItem, QueryContext, RoundState, RunStatus
@@ -116,6 +117,7 @@ class Controller:
         self.full_pull_every = 600.0
         self._last_full_pull: float | None = None
         self._class_index = {c: i for i, c in enumerate(pool.classes)}
+        self._stop_set: np.ndarray | None = None
 
     # -- the loop ---------------------------------------------------------------------
     def step(self) -> str:
@@ -189,13 +191,14 @@ class Controller:
         labeled_ids, labels = self._labeled()
         metric, view = self._train(idx, labeled_ids, labels)
         crash_point("after_train")
+        signals, history = self._stop_signals(idx, view, len(labeled_ids), unlabeled)
         spent = len(self.pool.ids) - len(unlabeled)
-        end = self._end_reason(idx, metric, spent, len(unlabeled))
+        end = self._end_reason(idx, metric, spent, len(unlabeled), history)
         if end is not None:
             status, note = end
             if idx <= cfg.rounds:
                 self.log(f"run {self.run_id}: {note}; the run ends")
-            self.store.record_final_metric(self.run_id, metric, status, note)
+            self.store.record_final_metric(self.run_id, metric, status, note, signals=signals)
             return
         budget = batch_for_round(cfg.batch_schedule, cfg.batch, idx)
         if cfg.max_labels is not None and budget > cfg.max_labels - spent:
@@ -222,11 +225,32 @@ class Controller:
             metric_row.select_seconds = time.perf_counter() - t0
         predictions = self._predictions(view, sel.ids)
         crash_point("before_select_commit")
-        self.store.commit_selection(self.run_id, idx, sel.ids, sel.scores, predictions, metric_row, info=sel.info)
+        self.store.commit_selection(self.run_id, idx, sel.ids, sel.scores, predictions, metric_row, info=sel.info,
+                                    signals=signals)
         crash_point("after_select_commit")
 
+    def _stop_signals(self, idx: int, view: ModelView | None, n_labels: int,
+                      unlabeled: np.ndarray) -> tuple[StopSignalRow | None, list[Signals]]:
+        """This round's stopping signals (None when the run does not track them) and the run's history with them."""
+        if not self.config.tracks_stopping or view is None or view.learner is None:
+            return None, []
+        if self._stop_set is None:
+            self._stop_set = stop_set_ids(self.pool.ids, self.config.stop_set, self.config.seed)
+        rows = [r for r in self.store.stop_signals(self.run_id) if r.round < idx]
+        previous = None
+        if rows:
+            previous = np.frombuffer(rows[-1].predictions, dtype=np.int16).astype(np.int64)
+            if len(previous) != len(self._stop_set):
+                previous = None
+        proba = view.proba_of(self._stop_set)
+        sig, pred = round_signals(idx, n_labels, proba, np.isin(self._stop_set, unlabeled), previous)
+        row = StopSignalRow(run_id=self.run_id, round=idx, n_labels=n_labels, kappa=sig.kappa, changed=sig.changed,
+                            max_uncertainty=sig.max_uncertainty, mean_uncertainty=sig.mean_uncertainty,
+                            predictions=pred.astype(np.int16).tobytes())
+        return row, [Signals.of(r) for r in rows] + [sig]
+
     def _end_reason(self, idx: int, metric: MetricRow | None, spent: int,
-                    n_unlabeled: int) -> tuple[RunStatus, str] | None:
+                    n_unlabeled: int, history: Sequence[Signals] = ()) -> tuple[RunStatus, str] | None:
         cfg = self.config
         if idx > cfg.rounds:
             return RunStatus.FINISHED, f"all {cfg.rounds} rounds done"
@@ -241,6 +265,11 @@ class Controller:
             reason = stop_reason(history, cfg.stop_target, cfg.plateau_rounds, cfg.plateau_delta)
             if reason is not None:
                 return RunStatus.FINISHED, f"stopped: {reason}"
+        if cfg.stop and history:
+            reason = first_reason([parse_rule(r) for r in cfg.stop], history)
+            if reason is not None:
+                last = history[-1]
+                return RunStatus.FINISHED, f"stopped at round {last.round} with {last.n_labels} labels by {reason}"
         return None
 
     def _evaluate(self, X: np.ndarray | None, y: np.ndarray | None,

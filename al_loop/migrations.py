@@ -19,6 +19,9 @@ Released versions:
 - 4: the ``skipped_items`` table (files of an image folder left out as
   unreadable with ``--skip-bad``, per dataset); ``items.path`` now holds each
   item's file.
+- 5: the ``stop_signals`` table (per-round stopping signals on the stop set:
+  kappa, classification change, max and overall uncertainty, and the stop
+  set's predictions; :mod:`al_loop.stopping`).
 """
 
 from __future__ import annotations
@@ -61,7 +64,14 @@ def _v3_to_v4(con: sqlite3.Connection) -> None:
                 "reason VARCHAR NOT NULL, PRIMARY KEY (dataset_key, path))")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(con: sqlite3.Connection) -> None:
+    con.execute("CREATE TABLE stop_signals (run_id INTEGER NOT NULL REFERENCES runs (id), round INTEGER NOT NULL, "
+                "n_labels INTEGER NOT NULL, kappa FLOAT, changed FLOAT, max_uncertainty FLOAT, "
+                "mean_uncertainty FLOAT, predictions BLOB NOT NULL, PRIMARY KEY (run_id, round))")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
+                                                                4: _v4_to_v5}
 
 
 def schema_version(path: Path) -> int:

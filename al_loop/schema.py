@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def utcnow() -> str:
@@ -139,6 +139,25 @@ class MetricRow(SQLModel, table=True):
     select_seconds: float
     val_accuracy: float | None = None
     val_macro_f1: float | None = None
+
+
+class StopSignalRow(SQLModel, table=True):
+    """The stopping signals of one evaluated round (:mod:`al_loop.stopping`; schema v5).
+
+    ``predictions`` holds the model's predicted class per stop-set item
+    (int16, stop-set order): the next round's kappa and change compare to it.
+    Written in the transaction of the round's selection (or of the run's end).
+    """
+
+    __tablename__ = "stop_signals"
+    run_id: int = Field(foreign_key="runs.id", primary_key=True)
+    round: int = Field(primary_key=True)
+    n_labels: int
+    kappa: float | None = None
+    changed: float | None = None
+    max_uncertainty: float | None = None
+    mean_uncertainty: float | None = None
+    predictions: bytes
 
 
 class ProjectRow(SQLModel, table=True):

@@ -2,8 +2,9 @@
 
 Invariants (the controller relies on them; tests check them):
 
-1. A round's selection, its outbox rows, its metric row and the round's move
-   to ``SELECTED`` are written in one transaction: either all exist or none.
+1. A round's selection, its outbox rows, its metric row, its stopping
+   signals and the round's move to ``SELECTED`` are written in one
+   transaction: either all exist or none.
 2. An item is selected at most once per run (primary key ``(run_id, pool_id)``
    of ``selections``); every selected item has exactly one outbox row whose key
    is ``"run:round:pool_id"``.
@@ -52,6 +53,7 @@ from al_loop.schema import (
     RunRow,
     SelectionRow,
     SkippedItemRow,
+    StopSignalRow,
     utcnow,
 )
 from al_loop.sqlite_file import closed, is_sqlite_file, opened
@@ -335,8 +337,8 @@ class Store:
 
     def commit_selection(self, run_id: int, idx: int, ids: np.ndarray, scores: np.ndarray,
                          predictions: Sequence[dict[str, Any] | None], metric: MetricRow | None,
-                         info: dict[str, Any] | None = None) -> None:
-        """Invariant 1: selection + outbox + metric + ``SELECTED`` (+ the selection's ``info``) in one transaction."""
+                         info: dict[str, Any] | None = None, signals: StopSignalRow | None = None) -> None:
+        """Invariant 1: selection + outbox + metric + signals + ``SELECTED`` (+ the selection's ``info``) at once."""
         with self.write() as s:
             self._advance(s, run_id, idx, RoundState.TRAINING, RoundState.SELECTED)
             rnd = s.exec(select(RoundRow).where(RoundRow.run_id == run_id, RoundRow.idx == idx)).one()
@@ -354,13 +356,17 @@ class Store:
                                 prediction_json=json.dumps(pred) if pred is not None else None))
             if metric is not None:
                 s.add(metric)
+            if signals is not None:
+                s.add(signals)
 
     def record_final_metric(self, run_id: int, metric: MetricRow | None, status: RunStatus,
-                            note: str | None = None) -> None:
-        """The last evaluation and the end of the run (with the reason), in one transaction."""
+                            note: str | None = None, signals: StopSignalRow | None = None) -> None:
+        """The last evaluation (and its stopping signals) and the end of the run with the reason, at once."""
         with self.write() as s:
             if metric is not None and s.get(MetricRow, (run_id, metric.round)) is None:
                 s.add(metric)
+            if signals is not None and s.get(StopSignalRow, (run_id, signals.round)) is None:
+                s.add(signals)
             run = s.get(RunRow, run_id)
             assert run is not None
             run.status = status.value
@@ -544,6 +550,12 @@ class Store:
     def metrics(self, run_id: int) -> list[MetricRow]:
         with self.read() as s:
             return list(s.exec(select(MetricRow).where(MetricRow.run_id == run_id).order_by(MetricRow.round)))
+
+    def stop_signals(self, run_id: int) -> list[StopSignalRow]:
+        """The run's stopping signals, oldest round first (empty when the run does not track them)."""
+        with self.read() as s:
+            return list(s.exec(select(StopSignalRow).where(StopSignalRow.run_id == run_id)
+                               .order_by(col(StopSignalRow.round))))
 
     # -- oracle state ---------------------------------------------------------------
     def set_oracle_state(self, run_id: int, key: str, value: str) -> None:

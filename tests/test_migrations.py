@@ -106,7 +106,8 @@ def test_upgraded_metrics_take_a_run_without_a_test_score(version: int, tmp_path
     info = {r[1]: r for r in con.execute("PRAGMA table_info(rounds)")}
     assert "info_json" in info
     items = con.execute("SELECT count(*) FROM items").fetchone()[0]
-    assert items == (60 if version == 3 else 0)  # the v3 fixture's texts were recorded; older stores had no table
+    # the v3 fixture's texts were recorded, the v4 fixture two paths; older stores had no table
+    assert items == {3: 60, 4: 2}.get(version, 0)
     con.close()
 
 
@@ -129,4 +130,27 @@ def test_v3_store_gains_the_skipped_items_table_and_keeps_its_items(tmp_path: Pa
     assert len(store.items(key)) == 60 and store.skipped_items(key) == []
     assert store.record_items("k", [0, 1], paths=["a/x.png", "a/y.png"], skipped=[("a/z.png", "truncated")])
     assert store.skipped_items("k") == [("a/z.png", "truncated")]
+    store.close()
+
+
+def test_v4_store_gains_the_stop_signals_table_and_its_runs_take_signals(tmp_path: Path) -> None:
+    path = _copy(4, tmp_path)
+    con = sqlite3.connect(path)
+    assert "stop_signals" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    skipped_before = con.execute("SELECT * FROM skipped_items").fetchall()
+    con.close()
+    assert upgrade(path)[:2] == (4, SCHEMA_VERSION)
+    con = sqlite3.connect(path)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(stop_signals)")]
+    assert cols == ["run_id", "round", "n_labels", "kappa", "changed", "max_uncertainty", "mean_uncertainty",
+                    "predictions"]
+    assert con.execute("SELECT * FROM skipped_items").fetchall() == skipped_before
+    con.close()
+    store = Store(path, readonly=True)
+    assert all(store.stop_signals(r.id) == [] for r in store.runs())
+    store.close()
+    ids = api.simulate(str(path), dataset="iris", strategies=["entropy"], rounds=2, batch=5, init=6,
+                       options={"track_stopping": True})
+    store = Store(path, readonly=True)
+    assert [s.round for s in store.stop_signals(ids[0])] == [1, 2, 3]
     store.close()

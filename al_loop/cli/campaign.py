@@ -63,6 +63,11 @@ def campaign_init(
     import_pool: Annotated[bool, typer.Option(
         "--import-pool", help="Backend mode: import a task for every pool item first, so that Label Studio's Data "
                               "Manager sorts the whole pool by al-loop's prediction score.")] = False,
+    stop: Annotated[list[str], typer.Option(
+        help="End the campaign when a rule that needs no labels fires: stable-predictions, max-uncertainty, "
+             "overall-uncertainty, classification-change (NAME[:key=value,...]; repeatable).")] = [],  # noqa: B006
+    stop_set: Annotated[int, typer.Option(help="Unlabeled items the stopping signals are measured on "
+                                          "(0: the whole pool).")] = 2000,
 ) -> None:
     """Create (or adopt) the Label Studio project, record it in the store and send the seed batch."""
     from al_loop.campaign import CampaignOptions, init_campaign
@@ -83,7 +88,8 @@ def campaign_init(
                            log=lambda m: console.print(m, highlight=False),
                            images=str(images) if images is not None else None, encoder=encoder,
                            encoder_weights=str(encoder_weights) if encoder_weights is not None else None,
-                           image_size=image_size, skip_bad=skip_bad, text_column=text_column)
+                           image_size=image_size, skip_bad=skip_bad, text_column=text_column, stop=stop,
+                           stop_set=stop_set)
     if mode == "backend":
         console.print(f"campaign run {run_id} ready: start `al-loop serve --db {db} --port PORT` where Label "
                       f"Studio reaches it ({backend_url}; it registers the model once it listens), then label in "
@@ -201,16 +207,31 @@ def campaign_status_cmd(
         rows = [r for r in rows if r["run_id"] == run]
         if not rows:
             raise ConfigError(f"run {run} is not a campaign run of {db} (campaign runs: {', '.join(map(str, runs))})")
+    from al_loop.campaign import stopping_status
+
+    stopping = stopping_status(str(db))
     table = Table(title=f"campaign {db}")
     for col in ("run", "round", "state", "selected", "sent", "labeled", "skipped", "quarantined", "withdrawn",
-                "waiting", "labels/hour by annotator"):
+                "waiting", "labels/hour by annotator", "kappa", "changed", "max unc.", "mean unc."):
         table.add_column(col)
+
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
     for r in rows:
         tp = ", ".join(f"{k}: {'-' if v is None else v}" for k, v in sorted(r["throughput"].items())) or "-"
+        sig = stopping.get(r["run_id"], {}).get("rounds", {}).get(r["round"])
+        signals = [num(getattr(sig, "kappa", None), ".4f"), num(getattr(sig, "changed", None), ".2%"),
+                   num(getattr(sig, "max_uncertainty", None), ".3f"),
+                   num(getattr(sig, "mean_uncertainty", None), ".3f")]
         table.add_row(str(r["run_id"]), str(r["round"]), r["state"], str(r["selected"]), str(r["sent"]),
                       str(r["labeled"]), str(r["skipped"]), str(r["quarantined"]), str(r.get("withdrawn", 0)),
-                      str(r["waiting"]), Text(tp))
+                      str(r["waiting"]), Text(tp), *signals)
     out_console.print(table)
+    for run_id, got in sorted(stopping.items()):
+        if run is None or run_id == run:
+            for line in got["lines"]:
+                out_console.print(f"run {run_id}: {line}", highlight=False)
     from al_loop.campaign import prediction_progress
 
     for run_id, got in sorted(prediction_progress(str(db)).items()):

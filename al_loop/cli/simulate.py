@@ -43,6 +43,9 @@ def simulate(
     stop_metric: Annotated[str, typer.Option(help="Validation metric of the stopping rules.")] = "accuracy",
     plateau_rounds: Annotated[int | None, typer.Option(help="Stop after N rounds without validation gain.")] = None,
     plateau_delta: Annotated[float, typer.Option(help="Smallest gain that counts for --plateau-rounds.")] = 0.0,
+    stop: Annotated[list[str], typer.Option(help="Stop without labels: stable-predictions, max-uncertainty, overall-uncertainty, classification-change (NAME[:key=value,...]; repeatable).")] = [],  # noqa: B006
+    stop_set: Annotated[int, typer.Option(help="Unlabeled items the --stop signals are measured on (0: the whole pool).")] = 2000,
+    track_stopping: Annotated[bool, typer.Option("--track-stopping", help="Record the stopping signals every round without stopping.")] = False,
     cluster: Annotated[str | None, typer.Option(help="Dask: sync, local:N or a scheduler address.")] = None,
     init_strategy: Annotated[str, typer.Option(help="Who picks the seed batch: random, typiclust, probcover.")] = "random",
     id_column: Annotated[str | None, typer.Option(help="Column of your own item IDs (.csv/.parquet/.jsonl); exports carry them.")] = None,
@@ -99,6 +102,8 @@ def simulate(
                                                "val_fraction": val_fraction, "stop_target": stop_target,
                                                "stop_metric": stop_metric, "plateau_rounds": plateau_rounds,
                                                "plateau_delta": plateau_delta, "init_strategy": init_strategy,
+                                               "stop": tuple(stop), "stop_set": stop_set,
+                                               "track_stopping": track_stopping,
                                                **({"test_fraction": test_fraction} if test_fraction is not None
                                                   else {})})
     from al_loop.distributed import cluster_session
