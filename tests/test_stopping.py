@@ -200,3 +200,21 @@ def test_campaign_status_shows_the_signals_each_round_and_the_rules(tmp_path, ca
     assert (f"run {run}: rule stable-predictions:kappa=0.99,window=2: fires: predictions stable for 2 round(s): "
             "mean kappa 0.9970 >= 0.99") in out
     assert "0.9950" in out and "1.00%" in out  # the per-round columns
+
+
+def test_a_learner_without_probabilities_is_refused_with_stop(monkeypatch) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from al_loop.learners import SklearnLearner
+    from al_loop.registry import LEARNERS
+
+    class NoProba(SklearnLearner):
+        capabilities = frozenset()
+
+    monkeypatch.setitem(LEARNERS._items, "noproba", lambda pool=None: NoProba(LogisticRegression()))
+    monkeypatch.setitem(LEARNERS._origins, "noproba", __name__)
+    api.plan_simulation("iris", ["random"], rounds=1, batch=5, init=6, learner="noproba")  # fine without a rule
+    with pytest.raises(ConfigError, match="stopping signals read the model's class probabilities") as info:
+        api.plan_simulation("iris", ["random"], rounds=1, batch=5, init=6, learner="noproba",
+                            options={"stop": ("stable-predictions",)})
+    assert "\n" not in str(info.value)
