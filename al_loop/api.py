@@ -53,7 +53,9 @@ def stamp_inputs(config: RunConfig, pool: Pool | None = None) -> RunConfig:
     that :func:`controller_for` can refuse a run whose files changed since.
     """
     pool = build_pool(config) if pool is None else pool
-    return config if pool.digest == config.inputs_digest else dataclasses.replace(config, inputs_digest=pool.digest)
+    if pool.digest == config.inputs_digest and pool.multilabel == config.multilabel:
+        return config
+    return dataclasses.replace(config, inputs_digest=pool.digest, multilabel=pool.multilabel)
 
 
 def check_inputs(config: RunConfig, pool: Pool, run_id: int) -> None:
@@ -99,6 +101,23 @@ def build_oracle(config: RunConfig, pool: Pool, **extra: Any) -> Oracle:
     return factory(pool=pool, config=config, **extra)
 
 
+def check_task(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy) -> None:
+    """Single- against multi-label: the learner, the strategies and the stopping rules must fit the pool's task."""
+    multi = "multilabel" in learner.capabilities
+    if pool.multilabel and not multi:
+        raise ConfigError(f"this dataset is multi-label and learner {config.learner!r} predicts one class per item; "
+                          "use --learner ovr_logreg, mlp_sigmoid or cnn_sigmoid")
+    if multi and not pool.multilabel:
+        raise ConfigError(f"learner {config.learner!r} is for multi-label data and this dataset has one class per "
+                          "item; use --learner logreg, mlp or cnn (or load the data with --multilabel)")
+    strategy.check_task(pool.multilabel)
+    if config.init_strategy != "random":
+        build_strategy(config.init_strategy, config.init_params).check_task(pool.multilabel)
+    if pool.multilabel and config.tracks_stopping:
+        raise ConfigError("the label-free stopping rules read single-label predictions and this dataset is "
+                          "multi-label; drop --stop / --track-stopping")
+
+
 def validate(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy) -> None:
     """Checks done before round 0 (nothing is written if they fail).
 
@@ -108,6 +127,7 @@ def validate(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy
     the init strategy, ``--init`` against the classes and the Q/P ids.
     """
     strategy.check_learner(learner.capabilities)
+    check_task(config, pool, learner, strategy)
     learner.check_pool(pool)
     strategy.check_config(config)
     if config.tracks_stopping and "proba" not in learner.capabilities:
@@ -122,7 +142,7 @@ def validate(config: RunConfig, pool: Pool, learner: Learner, strategy: Strategy
                               f"({sorted(init.requires)}), which round 0 does not have; use random, typiclust "
                               "or probcover") from None
         init.check_config(config)
-    if config.init < pool.n_classes and config.oracle == "simulated":
+    if config.init < pool.n_classes and config.oracle == "simulated" and not pool.multilabel:
         raise ConfigError(f"--init {config.init} is smaller than the {pool.n_classes} classes; "
                           f"pass --init {pool.n_classes} or more so every class can appear in the seed set")
     for name, ids in (("query", config.query_ids), ("private", config.private_ids)):

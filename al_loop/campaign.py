@@ -150,8 +150,14 @@ def resolve_api_key(api_key_env: str | None, api_key_file: str | None) -> str:
 
 def data_source(data: str | None, classes: Sequence[str], kind: str, *, images: str | None = None,
                 encoder: str | None = None, encoder_weights: str | None = None, image_size: int | None = None,
-                skip_bad: bool = False, text_column: str | None = None) -> tuple[str, dict[str, Any]]:
+                skip_bad: bool = False, text_column: str | None = None,
+                multilabel: bool = False) -> tuple[str, dict[str, Any]]:
     """Dataset name and parameters for ``--data`` (a built-in dataset name or a file) or ``--images DIR``.
+
+    ``multilabel`` (``--multilabel``): annotators give each item a set of the
+    classes; recorded as ``multilabel=True`` in the parameters of a file,
+    texts or photos (a built-in dataset is what it is: ``fashion-canvas`` is
+    multi-label by itself).
 
     ``--images`` is any folder of photos (nested folders allowed, no labels
     needed): the ``images`` dataset with ``labeled=False`` and the given classes,
@@ -159,6 +165,19 @@ def data_source(data: str | None, classes: Sequence[str], kind: str, *, images: 
     ``text_column`` and ``encoder`` (default tfidf); neither is recorded when
     not given, so older runs keep their dataset keys.
     """
+    name, params = _data_source(data, classes, kind, images=images, encoder=encoder, encoder_weights=encoder_weights,
+                                image_size=image_size, skip_bad=skip_bad, text_column=text_column)
+    if multilabel:
+        if name not in ("file", "text", "images"):
+            raise ConfigError(f"--multilabel goes with files, texts or --images, not with the built-in {name!r}; "
+                              "drop --multilabel")
+        params["multilabel"] = True
+    return name, params
+
+
+def _data_source(data: str | None, classes: Sequence[str], kind: str, *, images: str | None = None,
+                 encoder: str | None = None, encoder_weights: str | None = None, image_size: int | None = None,
+                 skip_bad: bool = False, text_column: str | None = None) -> tuple[str, dict[str, Any]]:
     if kind not in ("image", "text"):
         raise ConfigError(f"unknown --kind {kind!r}; use image or text")
     if images is not None and data is not None:
@@ -387,6 +406,8 @@ def _oracle_for(store: Store, run_id: int, api_key: str, **extra: Any) -> Oracle
     pool = build_pool(config)
     project = store.oracle_state(run_id, "project_id")
     extra.setdefault("campaign_id", params.get("campaign_id"))
+    if config.multilabel:
+        extra.setdefault("multiple", True)
     if params.get("media"):
         extra.setdefault("media", params["media"])
     if params.get("import_pool"):
@@ -416,13 +437,15 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
                   log: Callable[[str], None] | None = None, adopt: bool = False, images: str | None = None,
                   encoder: str | None = None, encoder_weights: str | None = None, image_size: int | None = None,
                   skip_bad: bool = False, text_column: str | None = None, stop: Sequence[str] = (),
-                  stop_set: int = 2000, **oracle_extra: Any) -> int:
+                  stop_set: int = 2000, multilabel: bool = False, **oracle_extra: Any) -> int:
     """Create (or adopt) the project, record the run, and send the seed batch.
 
     ``stop`` are stopping rules that need no labels (:mod:`al_loop.stopping`):
     the first to fire ends the campaign. A campaign whose learner gives class
     probabilities records the stopping signals every round either way, so
-    ``campaign status`` shows them.
+    ``campaign status`` shows them (single-label campaigns only).
+    ``multilabel``: annotators pick every class that applies (Label Studio
+    ``Choices choice="multiple"``); the learner must be a multi-label one.
 
     Everything is validated, and the project exists, before the run is written.
     A project of the same title that holds tasks of another campaign is refused
@@ -444,7 +467,7 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     check_media_flags(options.media, options.media_url, images)
     dataset, dataset_params = data_source(data, classes, options.kind, images=images, encoder=encoder,
                                           encoder_weights=encoder_weights, image_size=image_size,
-                                          skip_bad=skip_bad, text_column=text_column)
+                                          skip_bad=skip_bad, text_column=text_column, multilabel=multilabel)
     source = images if images is not None else str(data)
     campaign_id = uuid.uuid4().hex[:12]
     config = RunConfig(dataset=dataset, strategy=strategy, seed=seed, rounds=1_000_000, batch=batch, init=init,
@@ -459,8 +482,12 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     if tuple(pool.classes) != tuple(classes):
         raise ConfigError(f"--labels {list(classes)} differ from the classes of {source!r} {list(pool.classes)}; "
                           "pass the dataset's class names in its order")
+    if pool.multilabel and options.mode == "backend":
+        raise ConfigError("multi-label campaigns run in pull mode (the ML backend's pre-annotations are "
+                          "single-choice); drop --mode backend")
     learner_obj = build_learner(config.learner, pool)
-    config = replace(config, track_stopping="proba" in learner_obj.capabilities)
+    # the stopping signals read single-label predictions: a multi-label campaign goes without them
+    config = replace(config, track_stopping="proba" in learner_obj.capabilities and not pool.multilabel)
     validate(config, pool, learner_obj, build_strategy(config.strategy, config.strategy_params))
     api_key = resolve_api_key(options.api_key_env, options.api_key_file)
     _check_url(options.url)
@@ -473,7 +500,8 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     try:
         oracle = ORACLES.get(ORACLE).for_project(options.url, api_key, options.title, pool.classes, options.kind,
                                                 project_wait=INIT_CONTACT_WAIT, campaign_id=campaign_id,
-                                                media=media, **oracle_extra)
+                                                media=media, **({"multiple": True} if pool.multilabel else {}),
+                                                **oracle_extra)
     except OracleError as exc:
         raise _fatal(exc, options.as_params(), options.title, api_key=api_key) from None
     try:

@@ -41,6 +41,7 @@ from al_loop.config import RunConfig
 from al_loop.errors import AlLoopError, ConfigError, DataError
 from al_loop.html_report import ReportFigure, ReportSection, write_report
 from al_loop.reports import (
+    LOWER_IS_BETTER,
     GroupCurve,
     check_metric,
     describe_differences,
@@ -393,7 +394,8 @@ def train_ceiling(config: RunConfig, seed: int) -> dict[str, float]:
     Returns
     -------
     dict
-        ``accuracy``, ``macro_f1`` on the test split, and ``n_train``, ``n_test``.
+        ``accuracy``, ``macro_f1`` on the test split, and ``n_train``, ``n_test``; a multi-label pool
+        adds ``micro_f1`` and ``hamming_loss`` (``accuracy`` is then the subset accuracy).
 
     Raises
     ------
@@ -414,9 +416,16 @@ def train_ceiling(config: RunConfig, seed: int) -> dict[str, float]:
     learner = build_learner(config.learner, pool)
     learner.fit(pool, pool.ids, pool.hidden_labels(pool.ids), seed=int(seed))
     test_ids = np.arange(len(pool.X_test), dtype=np.int64)
-    test_pool = Pool(X=pool.X_test, ids=test_ids, classes=pool.classes, y=pool.y_test)
-    pred = learner.predict_proba(test_pool, test_ids).argmax(axis=1)
+    test_pool = Pool(X=pool.X_test, ids=test_ids, classes=pool.classes, y=pool.y_test, multilabel=pool.multilabel)
+    proba = learner.predict_proba(test_pool, test_ids)
     y = np.asarray(pool.y_test)
+    if pool.multilabel:
+        from al_loop.multilabel import evaluate
+
+        scores = evaluate(y, proba)
+        return {"accuracy": scores["subset_accuracy"], "macro_f1": scores["macro_f1"], "micro_f1": scores["micro_f1"],
+                "hamming_loss": scores["hamming_loss"], "n_train": int(len(pool.ids)), "n_test": int(len(y))}
+    pred = proba.argmax(axis=1)
     return {"accuracy": float((pred == y).mean()),
             "macro_f1": float(f1_score(y, pred, average="macro", labels=np.arange(pool.n_classes),
                                        zero_division=0)),
@@ -797,7 +806,7 @@ def compare(dbs: Sequence[str | Path], out: str | Path, metric: str = "accuracy"
     out : path
         Output folder (created).
     metric : str
-        ``accuracy`` or ``macro_f1``.
+        ``accuracy``, ``macro_f1`` or (multi-label runs) ``micro_f1``; a loss (``hamming_loss``) is refused.
     baseline : str
         Strategy each group is paired against, within its family.
     cache_path : path, optional
@@ -822,6 +831,9 @@ def compare(dbs: Sequence[str | Path], out: str | Path, metric: str = "accuracy"
             warn(msg)
 
     check_metric(metric)
+    if metric in LOWER_IS_BETTER:
+        raise ConfigError(f"compare ranks strategies by a metric where higher is better and {metric} is a loss; "
+                          f"use --metric micro_f1 or macro_f1 (`al-loop curves --metric {metric}` plots it)")
     if not dbs:
         raise ConfigError("no store given; pass --db FILE (repeat for several)")
     unique = list(dict.fromkeys(str(Path(d).resolve()) for d in dbs))

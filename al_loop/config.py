@@ -66,6 +66,9 @@ class RunConfig:
     track_stopping : bool
         Record the stopping signals every round even without a rule (on for
         campaigns, so ``campaign status`` can show them).
+    multilabel : bool
+        Items carry sets of labels (:mod:`al_loop.multilabel`); set from the
+        pool when the run is created (:func:`al_loop.api.stamp_inputs`).
     init_strategy, init_params : str, dict
         Strategy that picks the seed batch (round 0), before any model exists:
         ``random`` (default) or one that needs only the features
@@ -111,6 +114,7 @@ class RunConfig:
     init_params: dict[str, Any] = field(default_factory=dict)
     plugins: tuple[str, ...] = ()
     inputs_digest: str | None = None
+    multilabel: bool = False
 
     def __post_init__(self) -> None:
         from al_loop.schedules import parse_schedule
@@ -171,11 +175,13 @@ class RunConfig:
 
         ``track_stopping`` only records signals, and ``stop_set`` matters only
         with a rule, so they (and an empty ``stop``) are left out: such runs
-        group with those of releases before the stopping rules.
+        group with those of releases before the stopping rules. ``multilabel``
+        follows from the dataset and is left out too.
         """
         data = dataclasses.asdict(self)
         data.pop("seed")
         data.pop("track_stopping")
+        data.pop("multilabel")  # follows from the dataset
         if not data["stop"]:
             data.pop("stop")
             data.pop("stop_set")

@@ -22,6 +22,8 @@ from sklearn.metrics import f1_score
 
 from al_loop.faults import crash_point
 from al_loop.learners.base import Learner
+from al_loop.multilabel import evaluate as ml_evaluate
+from al_loop.multilabel import parse_set, set_string
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
 from al_loop.schedules import batch_for_round, stop_reason
@@ -158,6 +160,13 @@ class Controller:
         rows = [r for r in self.store.labels(self.run_id) if r.status == "labeled" and r.label is not None]
         rows.sort(key=lambda r: r.pool_id)
         ids = np.asarray([r.pool_id for r in rows], dtype=np.int64)
+        if self.pool.multilabel:  # (n_l, L) 0/1; the store holds canonical sets only (apply_answers checks them)
+            labels = np.zeros((len(rows), self.pool.n_classes), dtype=np.uint8)
+            for i, r in enumerate(rows):
+                row = parse_set(r.label, self.pool.classes)
+                if row is not None:
+                    labels[i] = row
+            return ids, labels
         labels = np.asarray([self._class_index[r.label] for r in rows], dtype=np.int64)
         return ids, labels
 
@@ -178,8 +187,9 @@ class Controller:
             else:  # a cold-start strategy picks the seed batch from the features alone
                 from al_loop.api import build_strategy
 
+                empty = np.zeros((0, self.pool.n_classes) if self.pool.multilabel else 0, dtype=np.int64)
                 ctx = QueryContext(round=0, seed=cfg.seed, labeled_ids=np.array([], dtype=np.int64),
-                                   labels=np.array([], dtype=np.int64), unlabeled_ids=unlabeled,
+                                   labels=empty, unlabeled_ids=unlabeled,
                                    classes=self.pool.classes, rng=rng)
                 sel = build_strategy(cfg.init_strategy, cfg.init_params).select(ModelView(self.pool, None), ctx,
                                                                                  budget)
@@ -273,19 +283,27 @@ class Controller:
         return None
 
     def _evaluate(self, X: np.ndarray | None, y: np.ndarray | None,
-                  paths: list[str] | None = None) -> tuple[float, float] | None:
+                  paths: list[str] | None = None) -> dict[str, float] | None:
+        """The metrics of the fitted learner on one split: accuracy and macro F1; for a multi-label pool the
+        subset accuracy (as ``accuracy``), macro and micro F1 and Hamming loss (:func:`al_loop.multilabel.evaluate`)."""
         if X is None or y is None or len(X) == 0:
             return None
         ids = np.arange(len(X), dtype=np.int64)
         # the split's files go along: a learner that reads the images (finetune) predicts from them
         split = Pool(X=X, ids=ids, classes=self.pool.classes, y=y, kind=self.pool.kind, name=self.pool.name,
                      paths=paths, media_root=self.pool.media_root if paths is not None else None,
-                     encoder=self.pool.encoder, encoder_options=self.pool.encoder_options)
+                     encoder=self.pool.encoder, encoder_options=self.pool.encoder_options,
+                     multilabel=self.pool.multilabel)
         proba = self.learner.predict_proba(split, ids)
-        pred = proba.argmax(axis=1)
         y = np.asarray(y)
-        return (float((pred == y).mean()),
-                float(f1_score(y, pred, average="macro", labels=np.arange(self.pool.n_classes), zero_division=0)))
+        if self.pool.multilabel:
+            scores = ml_evaluate(y, proba)
+            return {"accuracy": scores["subset_accuracy"], "macro_f1": scores["macro_f1"],
+                    "micro_f1": scores["micro_f1"], "hamming_loss": scores["hamming_loss"]}
+        pred = proba.argmax(axis=1)
+        return {"accuracy": float((pred == y).mean()),
+                "macro_f1": float(f1_score(y, pred, average="macro", labels=np.arange(self.pool.n_classes),
+                                           zero_division=0))}
 
     def _train(self, idx: int, ids: np.ndarray, labels: np.ndarray) -> tuple[MetricRow | None, ModelView | None]:
         if len(ids) == 0:
@@ -294,16 +312,21 @@ class Controller:
         crash_point("during_train")
         self.learner.fit(self.pool, ids, labels, seed=derived_seed(self.config.seed, idx))
         train_s = time.perf_counter() - t0
-        test = self._evaluate(self.pool.X_test, self.pool.y_test, self.pool.test_paths) or (None, None)  # none: no score
-        val = self._evaluate(self.pool.X_val, self.pool.y_val, self.pool.val_paths) or (None, None)
-        metric = MetricRow(run_id=self.run_id, round=idx, n_labels=len(ids), accuracy=test[0], macro_f1=test[1],
-                           train_seconds=train_s, select_seconds=0.0, val_accuracy=val[0], val_macro_f1=val[1])
+        test = self._evaluate(self.pool.X_test, self.pool.y_test, self.pool.test_paths) or {}  # none: no score
+        val = self._evaluate(self.pool.X_val, self.pool.y_val, self.pool.val_paths) or {}
+        metric = MetricRow(run_id=self.run_id, round=idx, n_labels=len(ids), accuracy=test.get("accuracy"),
+                           macro_f1=test.get("macro_f1"), micro_f1=test.get("micro_f1"),
+                           hamming_loss=test.get("hamming_loss"), train_seconds=train_s, select_seconds=0.0,
+                           val_accuracy=val.get("accuracy"), val_macro_f1=val.get("macro_f1"))
         return metric, ModelView(self.pool, self.learner)
 
     def _predictions(self, view: ModelView, ids: np.ndarray) -> list[dict[str, object] | None]:
         if view.learner is None or "proba" not in view.learner.capabilities:
             return [None] * len(ids)
         proba = view.proba_of(ids)
+        if self.pool.multilabel:  # the labels the model gives, and its least sure decision's confidence
+            return [{"label": set_string(row >= 0.5, self.pool.classes),
+                     "score": round(float(np.abs(2.0 * row - 1.0).min()), 6)} for row in proba]
         best = proba.argmax(axis=1)
         return [{"label": self.pool.classes[int(b)], "score": round(float(p[b]), 6)} for b, p in zip(best, proba, strict=False)]
 

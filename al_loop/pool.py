@@ -70,7 +70,8 @@ class Pool:
     classes : tuple of str
         Class names; label ``j`` means ``classes[j]``.
     y : ndarray of int64, shape (n,), optional
-        Hidden labels (simulation only).
+        Hidden labels (simulation only); for a multi-label pool a 0/1 uint8
+        matrix, shape (n, len(classes)) (see :mod:`al_loop.multilabel`).
     X_test, y_test : ndarray
         Held-out test split (never selectable).
     X_val, y_val : ndarray, optional
@@ -104,6 +105,9 @@ class Pool:
         encoder's network itself (``finetune``) rebuilds it from ``encoder`` + these.
     test_paths, val_paths : list of str, optional
         The files of the test / validation rows (row-aligned with ``X_test`` / ``X_val``).
+    multilabel : bool
+        Each item has a set of the classes (possibly empty) instead of one class;
+        ``y``, ``y_test`` and ``y_val`` are then (n, L) 0/1 matrices.
     """
 
     X: np.ndarray
@@ -127,6 +131,7 @@ class Pool:
     encoder_options: Any = None
     test_paths: list[str] | None = None
     val_paths: list[str] | None = None
+    multilabel: bool = False
     _order: np.ndarray = field(init=False, repr=False)
     _sorted: np.ndarray = field(init=False, repr=False)
 
@@ -146,6 +151,11 @@ class Pool:
             raise DataError(
                 f"{len(self.y)} labels for {len(self.X)} rows of features; give one label per row"
             )
+        if self.multilabel:
+            for what, y in (("labels", self.y), ("test labels", self.y_test), ("validation labels", self.y_val)):
+                if y is not None and (np.ndim(y) != 2 or np.shape(y)[1] != len(self.classes)):
+                    raise DataError(f"the multi-label {what} have shape {np.shape(y)}; give a 0/1 matrix with one "
+                                    f"column per class ({len(self.classes)})")
         if self.item_ids is not None and len(self.item_ids) != len(self.ids):
             raise DataError(f"{len(self.item_ids)} item ids for {len(self.ids)} pool rows; give one id per row")
         if len(set(self.classes)) != len(self.classes):
@@ -175,7 +185,7 @@ class Pool:
         return self.X[self.rows(ids)]
 
     def hidden_labels(self, ids: np.ndarray) -> np.ndarray:
-        """Hidden class indices of ``ids`` (simulation only)."""
+        """Hidden class indices of ``ids``, shape (len(ids),) (simulation only); (len(ids), L) 0/1 when multi-label."""
         if self.y is None:
             raise DataError("this pool has no hidden labels; use a real oracle (Label Studio)")
         return np.asarray(self.y)[self.rows(ids)]

@@ -14,13 +14,19 @@ from al_loop.config import RunConfig
 from al_loop.errors import ConfigError, DataError
 from al_loop.store import Store
 
-METRICS = ("accuracy", "macro_f1")
+#: the test metrics of a run's rows; for a multi-label run ``accuracy`` is the subset accuracy (exact match)
+METRICS = ("accuracy", "macro_f1", "micro_f1", "hamming_loss")
+#: the metrics only multi-label runs have
+MULTILABEL_METRICS = ("micro_f1", "hamming_loss")
+#: the metrics where lower is better
+LOWER_IS_BETTER = ("hamming_loss",)
 
 
 def check_metric(metric: str) -> str:
     """``metric`` if it is one of :data:`METRICS`; a one-line :class:`ConfigError` otherwise."""
     if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; use --metric accuracy or --metric macro_f1")
+        raise ConfigError(f"unknown metric {metric!r}; use --metric accuracy, macro_f1 or (multi-label runs) "
+                          "micro_f1, hamming_loss")
     return metric
 
 
@@ -85,9 +91,10 @@ def load_curves(dbs: Sequence[str], metric: str = "accuracy",
     (:meth:`GroupCurve.aligned`); ``log`` gets one line per store naming them.
     Their rows stay readable with ``export``.
     """
-    if metric not in ("accuracy", "macro_f1"):
-        raise DataError(f"unknown metric {metric!r}; use accuracy or macro_f1")
+    if metric not in METRICS:
+        raise DataError(f"unknown metric {metric!r}; use {', '.join(METRICS)}")
     out = []
+    without = 0  # runs without the metric (single-label runs asked for a multi-label metric)
     for db in dbs:
         store = Store(db, readonly=True)
         left_out: list[str] = []
@@ -103,6 +110,9 @@ def load_curves(dbs: Sequence[str], metric: str = "accuracy",
                 if not rows:
                     continue
                 cfg = RunConfig.from_json(run.config_json)
+                if metric in MULTILABEL_METRICS and all(getattr(m, metric) is None for m in rows):
+                    without += 1
+                    continue
                 out.append(RunCurve(run_id=run.id, db=str(db), strategy=run.strategy, seed=run.seed,
                                     group=run.group_key,
                                     n_labels=np.asarray([m.n_labels for m in rows], dtype=np.float64),
@@ -111,6 +121,8 @@ def load_curves(dbs: Sequence[str], metric: str = "accuracy",
                                     train_seconds=np.asarray([m.train_seconds for m in rows]), config=cfg))
         finally:
             store.close()
+        if without and log is not None:
+            log(f"{db}: left out {without} single-label run(s): {metric} is a multi-label metric")
         if left_out and log is not None:
             log(f"{db}: left out run(s) {', '.join(left_out)} that ended early; their partial curves would cut "
                 "the averages (`al-loop export` still has their rows)")

@@ -21,7 +21,7 @@ from al_loop.config import dataset_key  # stdlib only
 from al_loop.sqlite_file import is_sqlite_file, ro_uri  # stdlib only
 
 #: the schema the fast path reads; a test checks it equals :data:`al_loop.schema.SCHEMA_VERSION`
-EXPECTED_SCHEMA_VERSION = 5
+EXPECTED_SCHEMA_VERSION = 6
 _OPEN_ENDED = 1_000_000  # campaign runs are configured with this many rounds
 _NAMED_SKIPPED = 5  # the skipped files a status names (the count covers all)
 

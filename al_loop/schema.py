@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def utcnow() -> str:
@@ -139,6 +139,10 @@ class MetricRow(SQLModel, table=True):
     select_seconds: float
     val_accuracy: float | None = None
     val_macro_f1: float | None = None
+    # multi-label runs (schema v6): ``accuracy`` is then the subset accuracy (exact match) and ``macro_f1`` the
+    # mean of the per-label F1; these two are None for single-label runs
+    micro_f1: float | None = None
+    hamming_loss: float | None = None
 
 
 class StopSignalRow(SQLModel, table=True):

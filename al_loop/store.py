@@ -24,6 +24,7 @@ Invariants (the controller relies on them; tests check them):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -40,6 +41,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from al_loop.config import RunConfig
 from al_loop.errors import StoreError
+from al_loop.multilabel import canonical
 from al_loop.schema import (
     SCHEMA_VERSION,
     ItemRow,
@@ -455,18 +457,26 @@ class Store:
         """
         counts = {"labeled": 0, "skipped": 0, "quarantined": 0, "deleted": 0, "unchanged": 0}
         valid = set(classes)
+        multilabel = self.config(run_id).multilabel
         with self.write() as s:
             for a in answers:
+                ok = a.label in valid
+                if multilabel and a.status == "labeled":  # a set of the classes, stored canonically
+                    canon = canonical(a.label, list(classes))
+                    ok = canon is not None
+                    if canon is not None:
+                        a = dataclasses.replace(a, label=canon)
                 existing = s.get(LabelRow, (run_id, a.pool_id))
                 if a.status == "deleted":
                     if existing is not None and existing.annotation_id == a.annotation_id:
                         s.delete(existing)
                         counts["deleted"] += 1
                     continue
-                if a.status == "rejected" or (a.status == "labeled" and a.label not in valid):
+                if a.status == "rejected" or (a.status == "labeled" and not ok):
                     # The newest answer of an item decides: an invalid one quarantines the item and removes
                     # its label, whether it is an edit of the labelled annotation or another person's answer.
-                    reason = a.reason or f"answer {a.label!r} is not one of the classes {sorted(valid)}"
+                    what = "names a label outside" if multilabel else "is not one of"
+                    reason = a.reason or f"answer {a.label!r} {what} the classes {sorted(valid)}"
                     if a.disagreement:
                         reason = f"{reason}; annotators differ: {a.disagreement}"
                     dup = s.exec(select(QuarantineRow).where(

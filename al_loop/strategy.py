@@ -43,6 +43,10 @@ class Strategy:
     requires: ClassVar[frozenset[str]] = frozenset()
     #: The fix :meth:`check_learner` names when the learner lacks a capability.
     learner_fix: ClassVar[str] = "choose a learner that provides it"
+    #: The tasks the strategy works for: ``"single"`` (one class per item) and/or ``"multi"`` (a set of
+    #: labels per item, :mod:`al_loop.multilabel`). Strategies that read only the inputs or embeddings
+    #: take both; one that reads softmax probabilities takes ``"single"`` only.
+    tasks: ClassVar[frozenset[str]] = frozenset({"single"})
 
     def params(self) -> dict[str, Any]:
         """Parameters as a JSON-serialisable dict (dataclass fields)."""
@@ -60,6 +64,17 @@ class Strategy:
                 f"strategy {self.name!r} needs learner capability {missing} that the learner "
                 f"does not have (it has {sorted(capabilities)}); {self.learner_fix}"
             )
+
+    def check_task(self, multilabel: bool) -> None:
+        """Raise :class:`ConfigError` if this strategy does not work for the pool's task."""
+        task = "multi" if multilabel else "single"
+        if task in self.tasks:
+            return
+        if multilabel:
+            raise ConfigError(f"strategy {self.name!r} reads single-label (softmax) probabilities and this dataset is "
+                              "multi-label; use br_uncertainty, mmc, cvirs, random, kcenter, typiclust or probcover")
+        raise ConfigError(f"strategy {self.name!r} is for multi-label data and this dataset has one class per item; "
+                          "use a single-label strategy (see al-loop strategies)")
 
     def check_config(self, config: RunConfig) -> None:
         """Raise :class:`ConfigError` if this strategy cannot run with ``config``.

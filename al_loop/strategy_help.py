@@ -102,6 +102,8 @@ class StrategyHelp:
     use_when: str
     needs: str
     parameters: tuple[ParameterHelp, ...]
+    #: ``single-label``, ``multi-label`` or both (the strategy's ``tasks``)
+    tasks: str = "single-label"
 
 
 def _default(f: dataclasses.Field[Any]) -> str:
@@ -135,13 +137,15 @@ def strategy_help(name: str, cls: type) -> StrategyHelp:
     docs = parameter_docs(cls)
     params = tuple(ParameterHelp(f.name, _default(f), docs.get(f.name, ""))
                    for f in (dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()) if f.init)
+    kinds = getattr(cls, "tasks", frozenset({"single"}))
+    tasks = ", ".join(f"{k}-label" for k in ("single", "multi") if k in kinds) or "?"
     return StrategyHelp(name=name, summary=summary_line(cls), use_when=plain_text(getattr(cls, "use_when", "") or ""),
-                        needs=needs, parameters=params)
+                        needs=needs, parameters=params, tasks=tasks)
 
 
 def format_help(info: StrategyHelp) -> list[str]:
     """The lines ``al-loop strategies`` prints for one strategy."""
-    out = [f"{info.name}  (needs {info.needs})", f"  {info.summary}"]
+    out = [f"{info.name}  (needs {info.needs}; {info.tasks})", f"  {info.summary}"]
     if info.use_when:
         out.append(f"  use when: {info.use_when}")
     if not info.parameters:

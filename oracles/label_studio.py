@@ -133,7 +133,7 @@ class LabelStudioRetry:
 # --------------------------------------------------------------------------- pure helpers
 
 
-def labeling_config(classes: Sequence[str], kind: str) -> str:
+def labeling_config(classes: Sequence[str], kind: str, multiple: bool = False) -> str:
     """Label Studio XML for single-choice classification of images or texts.
 
     Parameters
@@ -148,6 +148,8 @@ def labeling_config(classes: Sequence[str], kind: str) -> str:
     str
         The ``label_config`` of the project. Annotators use *Skip* for an item
         that fits no class; it comes back as a ``"skipped"`` answer.
+        ``multiple`` (a multi-label run): ``choice="multiple"``, not required,
+        so a submitted annotation with no choice is the empty label set.
     """
     if kind not in KINDS:
         raise ConfigError(f"Label Studio campaigns need kind 'image' or 'text', got {kind!r}; use an image or text pool")
@@ -158,12 +160,22 @@ def labeling_config(classes: Sequence[str], kind: str) -> str:
         raise ConfigError(f"class names repeat in {names}; give each class once")
     if any(not n.strip() for n in names):
         raise ConfigError(f"empty class name in {names}; give every class a visible name")
+    if multiple:
+        from al_loop.multilabel import SEP
+
+        bad = [n for n in names if SEP in n]
+        if bad:
+            raise ConfigError(f"class name(s) {bad[:3]} contain {SEP!r}, which separates a multi-label answer's "
+                              "labels; rename them")
     choices = "\n".join(f"    <Choice value={quoteattr(n)}/>" for n in names)
+    header = ("Pick every label that applies (none: submit without a choice); press Skip if unsure" if multiple
+              else "Pick the class; press Skip if none fits")
+    mode = 'choice="multiple" showInline="true"' if multiple else 'choice="single" showInline="true" required="true"'
     return (
         "<View>\n"
         f"  <{KINDS[kind]} name=\"{kind}\" value=\"${kind}\"/>\n"
-        "  <Header value=\"Pick the class; press Skip if none fits\"/>\n"
-        f"  <Choices name=\"{CONTROL_NAME}\" toName=\"{kind}\" choice=\"single\" showInline=\"true\" required=\"true\">\n"
+        f"  <Header value=\"{header}\"/>\n"
+        f"  <Choices name=\"{CONTROL_NAME}\" toName=\"{kind}\" {mode}>\n"
         f"{choices}\n"
         "  </Choices>\n"
         "</View>"
@@ -191,6 +203,19 @@ def parse_labeling_config(config: str) -> tuple[str | None, tuple[str, ...]]:
         if el.get("name") == target and el.tag in KINDS.values():
             kind = next(k for k, tag in KINDS.items() if tag == el.tag)
     return kind, classes
+
+
+def choice_mode(config: str) -> str | None:
+    """``"single"`` or ``"multiple"``: the ``choice`` of the label config's ``<Choices>`` (None without one)."""
+    try:
+        root = ET.fromstring(config)
+    except ET.ParseError:
+        return None
+    controls = [el for el in root.iter() if el.tag == "Choices"]
+    if not controls:
+        return None
+    control = next((el for el in controls if el.get("name") == CONTROL_NAME), controls[0])
+    return "multiple" if control.get("choice") == "multiple" else "single"
 
 
 def parse_key(key: str) -> tuple[int, int, int]:
@@ -325,20 +350,29 @@ def pool_task_data(run_id: int, pool_id: int, payload: Any, campaign_id: str | N
 
 
 def task_for(item: OutboxItem, classes: Sequence[str], campaign_id: str | None = None,
-             media: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             media: Mapping[str, Any] | None = None, multiple: bool = False) -> dict[str, Any]:
     """The Label Studio task (data + prediction) for one outbox item (of campaign ``campaign_id``).
 
     An image file (``payload["image_file"]``) becomes the task's ``image`` as
     :func:`image_value` says for ``media``; its relative path goes in ``al_path``.
+    ``multiple``: the prediction's label is a set string (``"a;b"``), pre-selected as several choices.
     """
     data = pool_task_data(item.run_id, item.pool_id, item.payload, campaign_id, media, what=f"item {item.key}")
     data.update(al_key=remote_key(item.key, campaign_id), al_round=item.round)
     task: dict[str, Any] = {"data": data}
     pred = item.prediction or {}
     label = pred.get("label")
-    if label is not None and str(label) in classes:
+    picked = None
+    if label is not None and multiple:
+        from al_loop.multilabel import split_set
+
+        names = split_set(label)
+        picked = names if all(n in classes for n in names) else None
+    elif label is not None and str(label) in classes:
+        picked = [str(label)]
+    if picked is not None:
         obj = next(k for k in KINDS if k in data)
-        result = {"from_name": CONTROL_NAME, "to_name": obj, "type": "choices", "value": {"choices": [str(label)]}}
+        result = {"from_name": CONTROL_NAME, "to_name": obj, "type": "choices", "value": {"choices": picked}}
         score = pred.get("score")
         # One version for every round: Label Studio shows only predictions of the project's model_version
         # (the first import fixes it), so a version per round hid pre-annotations from round 2 on.
@@ -396,8 +430,9 @@ def _iso(value: Any) -> str | None:
     return when.isoformat(timespec="microseconds") + "Z"
 
 
-def _outcome(annotation: Mapping[str, Any], classes: Sequence[str]) -> tuple[str, str | None, str | None]:
-    """``(status, label, reason)`` of one annotation."""
+def _outcome(annotation: Mapping[str, Any], classes: Sequence[str],
+             multiple: bool = False) -> tuple[str, str | None, str | None]:
+    """``(status, label, reason)`` of one annotation; ``multiple``: the label is the canonical set string."""
     if annotation.get("was_cancelled"):
         return "skipped", None, None
     results = [r for r in annotation.get("result") or [] if isinstance(r, Mapping) and r.get("type") == "choices"]
@@ -405,6 +440,14 @@ def _outcome(annotation: Mapping[str, Any], classes: Sequence[str]) -> tuple[str
     picked: list[str] = []
     for r in ours:
         picked.extend(str(c) for c in (r.get("value") or {}).get("choices") or [])
+    if multiple:
+        from al_loop.multilabel import SEP, canonical
+
+        outside = sorted({c for c in picked if c not in classes})
+        if outside:
+            return "rejected", None, (f"choice(s) {outside} are not labels of this run (labels: "
+                                      f"{', '.join(classes)})")
+        return "labeled", canonical(SEP.join(picked), classes), None
     if not picked:
         return "rejected", None, "the annotation holds no choice"
     if len(picked) > 1:
@@ -419,6 +462,7 @@ def answer_from_annotations(
     annotations: Iterable[Mapping[str, Any]],
     classes: Sequence[str],
     annotators: Mapping[int, str] | None = None,
+    multiple: bool = False,
 ) -> Answer | None:
     """The answer about one item from the annotations on its task(s).
 
@@ -433,6 +477,8 @@ def answer_from_annotations(
         Valid class names.
     annotators : mapping, optional
         User id -> name (e-mail) for the ``annotator`` field.
+    multiple : bool
+        A multi-label run: every choice of an annotation is one of its labels.
 
     Returns
     -------
@@ -455,7 +501,7 @@ def answer_from_annotations(
             return None
         return names.get(int(uid)) or email or f"user {uid}"
 
-    outcomes = [_outcome(a, classes) for a in anns]
+    outcomes = [_outcome(a, classes, multiple) for a in anns]
     newest, (status, label, reason) = anns[0], outcomes[0]
     disagreement = None
     if len(anns) > 1:
@@ -629,7 +675,7 @@ def _call(fn: Callable[[], T], *, op: str, url: str, backoff: _Backoff | None) -
 
 def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind: str,
                    retry: LabelStudioRetry | None = None,
-                   description: str = "al-loop active learning campaign") -> int:
+                   description: str = "al-loop active learning campaign", multiple: bool = False) -> int:
     """Create the campaign's project, or adopt the existing one with this title.
 
     Parameters
@@ -646,6 +692,9 @@ def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind
         Backoff settings for a server that is down or busy.
     description : str
         Description of a project created here (an adopted one keeps its own).
+    multiple : bool
+        A multi-label run: the project's choices are ``choice="multiple"``
+        (an adopted project must be so too).
 
     Returns
     -------
@@ -658,7 +707,7 @@ def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind
         When the adopted project's label config names other classes (order is
         ignored) or another kind of data, or several projects have the title.
     """
-    config = labeling_config(classes, kind)
+    config = labeling_config(classes, kind, multiple)
     retry = retry or LabelStudioRetry()
     url = client._client_wrapper.get_base_url()
     backoff = _Backoff(retry, url, time.sleep, time.monotonic)
@@ -678,6 +727,14 @@ def ensure_project(client: LabelStudio, title: str, classes: Sequence[str], kind
             raise OracleError(
                 f"Label Studio project {project.id} ({title!r}) shows {have_kind or 'no image/text'} data, "
                 f"the run needs {kind}; use another project title"
+            )
+        want = "multiple" if multiple else "single"
+        have_mode = choice_mode(project.label_config or "")
+        if have_mode != want:
+            raise OracleError(
+                f"Label Studio project {project.id} ({title!r}) takes {have_mode} choice(s) per task and the run is "
+                f"{'multi' if multiple else 'single'}-label; use another project title or set choice=\"{want}\" "
+                "in its labeling interface"
             )
         return int(project.id)
     # Creating is not idempotent: after an ambiguous failure, look for the title before trying again.
@@ -749,6 +806,9 @@ class LabelStudioOracle(Oracle):
         ones first and then marks the selected items' tasks instead of creating them.
     log : callable, optional
         One-line progress messages (the pool import).
+    multiple : bool
+        A multi-label run: the project takes several choices per task and an
+        answer is the set of them (:mod:`al_loop.multilabel`'s ``"a;b"``).
     """
 
     name = "label_studio"
@@ -773,8 +833,10 @@ class LabelStudioOracle(Oracle):
         media: Mapping[str, Any] | None = None,
         pool_source: Any = None,
         log: Callable[[str], None] | None = None,
+        multiple: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
+        self.multiple = bool(multiple)
         self._api_key = api_key
         self.project_id = int(project_id)
         self.classes = tuple(str(c) for c in classes)
@@ -815,7 +877,8 @@ class LabelStudioOracle(Oracle):
         first = retry if project_wait is None else replace(retry, max_wait=min(retry.max_wait, float(project_wait)))
         campaign = kwargs.get("campaign_id")
         description = f"al-loop active learning campaign {campaign}" if campaign else "al-loop active learning campaign"
-        project_id = ensure_project(client, title, classes, kind, first, description=description)
+        project_id = ensure_project(client, title, classes, kind, first, description=description,
+                                    multiple=bool(kwargs.get("multiple", False)))
         oracle = cls(url, api_key, project_id, classes, **kwargs)
         oracle.client_ = client
         return oracle
@@ -1036,7 +1099,7 @@ class LabelStudioOracle(Oracle):
         if not items:
             return {}
         by_key = {it.key: it for it in items}
-        tasks = {k: task_for(it, self.classes, self.campaign_id, self.media)  # bad payloads fail before any send
+        tasks = {k: task_for(it, self.classes, self.campaign_id, self.media, multiple=self.multiple)  # bad payloads fail before any send
                  for k, it in by_key.items()}
         backoff = self._backoff()
         pool_tasks = dict(self.pool_tasks()) if self.pool_source is not None else {}
@@ -1195,7 +1258,7 @@ class LabelStudioOracle(Oracle):
         names = self._annotator_names(user_ids, backoff) if user_ids else {}
         answers: dict[int, Answer] = {}
         for pool_id, anns in per_item.items():
-            answer = answer_from_annotations(pool_id, anns, self.classes, names)
+            answer = answer_from_annotations(pool_id, anns, self.classes, names, multiple=self.multiple)
             if answer is not None:
                 answers[pool_id] = answer
         for pool_id, annotation_id in before.items():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from al_loop.errors import ConfigError
+from al_loop.multilabel import set_string
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
 from al_loop.registry import ORACLES
@@ -25,8 +26,9 @@ _SKIP_SALT = 2
 
 @dataclass(frozen=True)
 class SimulatedOracleConfig:
-    """``noise_rate``: chance an answer is flipped to a uniformly drawn other class;
-    ``skip_rate``: chance the item is answered "skipped"."""
+    """``noise_rate``: chance an answer is flipped to a uniformly drawn other class (multi-label:
+    chance each label's presence is flipped, independently per label); ``skip_rate``: chance the
+    item is answered "skipped"."""
 
     noise_rate: float = 0.0
     skip_rate: float = 0.0
@@ -67,6 +69,8 @@ class SimulatedOracle(Oracle):
         cfg = self.config
         if cfg.skip_rate and np.random.default_rng([self.seed, pool_id, _SKIP_SALT]).random() < cfg.skip_rate:
             return Answer(pool_id=pool_id, status="skipped", annotation_id=f"sim-{pool_id}", annotator="simulated")
+        if self.pool.multilabel:
+            return self._multilabel_answer(pool_id)
         true = int(self.pool.hidden_labels(np.array([pool_id]))[0])
         label = true
         if cfg.noise_rate:
@@ -75,6 +79,15 @@ class SimulatedOracle(Oracle):
                 others = [c for c in range(self.pool.n_classes) if c != true]
                 label = int(others[rng.integers(len(others))])
         return Answer(pool_id=pool_id, status="labeled", label=self.pool.classes[label],
+                      annotation_id=f"sim-{pool_id}", annotator="simulated")
+
+    def _multilabel_answer(self, pool_id: int) -> Answer:
+        """The item's label set, each label flipped with probability ``noise_rate`` (its own draw per label)."""
+        row = np.asarray(self.pool.hidden_labels(np.array([pool_id]))[0], dtype=np.uint8).copy()
+        if self.config.noise_rate:
+            flips = np.random.default_rng([self.seed, pool_id, _NOISE_SALT]).random(len(row)) < self.config.noise_rate
+            row ^= flips.astype(np.uint8)
+        return Answer(pool_id=pool_id, status="labeled", label=set_string(row, self.pool.classes),
                       annotation_id=f"sim-{pool_id}", annotator="simulated")
 
     def collect(self, run_id: int, round_: int) -> list[Answer]:

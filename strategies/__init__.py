@@ -6,6 +6,7 @@ from strategies import (  # noqa: F401  (imported for their registration side ef
     cal,
     fass,
     kcenter,
+    multilabel,
     prism,
     probcover,
     similar,

@@ -1,4 +1,4 @@
-"""Pure multi-label acquisition scores and metrics (no model, no ids).
+"""Pure multi-label acquisition scores (no model, no ids); the metrics are in :mod:`al_loop.multilabel`.
 
 The score functions take ``P``, shape (n, L): ``P[i, l]`` is the predicted
 probability that label ``l`` applies to item ``i``, from independent
@@ -344,70 +344,3 @@ def cvirs_scores(P: np.ndarray, Y_labeled: np.ndarray) -> np.ndarray:
     P = _check_proba(P)
     Yhat = (P >= 0.5).astype(np.int64)
     return cvirs_rank_scores(P) * category_vector_inconsistency(Yhat, Y_labeled)
-
-
-# ---- metrics ------------------------------------------------------------------------------------------------------
-
-def _check_pair(Y: np.ndarray, Yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    Y_arr, Yhat_arr = np.asarray(Y), np.asarray(Yhat)
-    if Y_arr.shape != Yhat_arr.shape:
-        raise ValueError(f"Y and Yhat must have the same shape, got {Y_arr.shape} and {Yhat_arr.shape}")
-    Y_arr, Yhat_arr = _check_labels(Y_arr, "Y"), _check_labels(Yhat_arr, "Yhat")
-    if Y_arr.size == 0:
-        raise ValueError(f"Y and Yhat must be non-empty, got shape {Y_arr.shape}")
-    return Y_arr, Yhat_arr
-
-
-def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    """``2 tp / (2 tp + fp + fn)``, 0 where the denominator is 0 (scikit-learn's ``zero_division=0``)."""
-    num = 2.0 * tp
-    den = num + fp + fn
-    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
-
-
-def micro_f1(Y: np.ndarray, Yhat: np.ndarray) -> float:
-    """F1 of the true / false positive counts pooled over all labels (0 when there are no positives at all).
-
-    ``Y``, ``Yhat``: 0/1 arrays of the same shape (n, L). Equals scikit-learn's
-    ``f1_score(Y, Yhat, average="micro", zero_division=0)`` for L >= 2 (scikit-learn
-    reads an (n, 1) matrix as a binary target and averages over classes 0 and 1;
-    here it stays one label, whose F1 this is).
-    """
-    Y, Yhat = _check_pair(Y, Yhat)
-    tp = np.sum(Y & Yhat)
-    fp = np.sum((1 - Y) & Yhat)
-    fn = np.sum(Y & (1 - Yhat))
-    return float(_f1(np.asarray(tp), np.asarray(fp), np.asarray(fn)))
-
-
-def macro_f1(Y: np.ndarray, Yhat: np.ndarray) -> float:
-    """Unweighted mean over the L labels of each label's F1.
-
-    A label with no true and no predicted positive has F1 = 0: this equals
-    scikit-learn's ``f1_score(Y, Yhat, average="macro", zero_division=0)`` for
-    L >= 2 (for L = 1 see :func:`micro_f1`). ``Y``, ``Yhat``: 0/1 arrays of the
-    same shape (n, L).
-    """
-    Y, Yhat = _check_pair(Y, Yhat)
-    tp = np.sum(Y & Yhat, axis=0)
-    fp = np.sum((1 - Y) & Yhat, axis=0)
-    fn = np.sum(Y & (1 - Yhat), axis=0)
-    return float(_f1(tp, fp, fn).mean())
-
-
-def subset_accuracy(Y: np.ndarray, Yhat: np.ndarray) -> float:
-    """Fraction of rows whose predicted label vector equals the true one exactly (exact match ratio).
-
-    ``Y``, ``Yhat``: 0/1 arrays of the same shape (n, L).
-    """
-    Y, Yhat = _check_pair(Y, Yhat)
-    return float(np.all(Y == Yhat, axis=1).mean())
-
-
-def hamming_loss(Y: np.ndarray, Yhat: np.ndarray) -> float:
-    """Fraction of the n * L (item, label) entries predicted wrongly.
-
-    ``Y``, ``Yhat``: 0/1 arrays of the same shape (n, L).
-    """
-    Y, Yhat = _check_pair(Y, Yhat)
-    return float(np.mean(Y != Yhat))

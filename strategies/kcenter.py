@@ -315,6 +315,7 @@ class KCenterGreedy(Strategy):
     """
 
     name = "kcenter"
+    tasks: ClassVar[frozenset[str]] = frozenset({"single", "multi"})
     use_when: ClassVar[str] = (
         "coverage matters more than uncertainty: large batches, or a pool full of near-duplicates "
         "(core-set).")

@@ -229,6 +229,7 @@ class ProbCover(Strategy):
     """
 
     name = "probcover"
+    tasks: ClassVar[frozenset[str]] = frozenset({"single", "multi"})
     use_when: ClassVar[str] = (
         "the budget is tiny (a few labels per class): covers the dense regions of the data; also a "
         "seed batch (--init-strategy probcover).")

@@ -175,6 +175,7 @@ class TypiClust(Strategy):
     """
 
     name = "typiclust"
+    tasks: ClassVar[frozenset[str]] = frozenset({"single", "multi"})
     use_when: ClassVar[str] = (
         "the budget is tiny (cold start): the most typical item of each cluster; also a seed batch "
         "(--init-strategy typiclust).")

@@ -53,6 +53,7 @@ class RandomSampling(Strategy):
     """Uniform sample without replacement from ``ctx.rng``."""
 
     name = "random"
+    tasks: ClassVar[frozenset[str]] = frozenset({"single", "multi"})
     use_when: ClassVar[str] = (
         "a baseline to beat, or when the model is too weak for its scores to mean anything (the first"
         " few dozen labels).")

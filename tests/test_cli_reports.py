@@ -171,7 +171,7 @@ def test_unknown_summary_metric_is_a_one_line_error_that_writes_nothing(command:
     code, _, err = run_cli([command, "--db", str(db), "--metric", "f2", *(SMALL if command == "simulate" else [])],
                            capsys, monkeypatch)
     assert code == 2
-    assert "unknown metric 'f2'; use --metric accuracy or --metric macro_f1" in one_line_error(err)
+    assert "unknown metric 'f2'; use --metric accuracy, macro_f1 or (multi-label runs) micro_f1, hamming_loss" in one_line_error(err)
     assert (db.read_bytes() if db.exists() else None) == before
     if command == "resume":
         store = Store(db, readonly=True)

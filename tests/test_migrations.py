@@ -106,8 +106,9 @@ def test_upgraded_metrics_take_a_run_without_a_test_score(version: int, tmp_path
     info = {r[1]: r for r in con.execute("PRAGMA table_info(rounds)")}
     assert "info_json" in info
     items = con.execute("SELECT count(*) FROM items").fetchone()[0]
-    # the v3 fixture's texts were recorded, the v4 fixture two paths; older stores had no table
-    assert items == {3: 60, 4: 2}.get(version, 0)
+    # the v3 fixture's texts were recorded, the v4 fixture two paths (the v5 fixture is the v4 one
+    # upgraded, plus an iris run); older stores had no table
+    assert items == {3: 60, 4: 2, 5: 2}.get(version, 0)
     con.close()
 
 
@@ -153,4 +154,25 @@ def test_v4_store_gains_the_stop_signals_table_and_its_runs_take_signals(tmp_pat
                        options={"track_stopping": True})
     store = Store(path, readonly=True)
     assert [s.round for s in store.stop_signals(ids[0])] == [1, 2, 3]
+    store.close()
+
+
+def test_v5_store_gains_the_multilabel_metric_columns_and_keeps_its_signals(tmp_path: Path) -> None:
+    path = _copy(5, tmp_path)
+    con = sqlite3.connect(path)
+    before = [r[1] for r in con.execute("PRAGMA table_info(metrics)")]
+    signals = con.execute("SELECT * FROM stop_signals ORDER BY run_id, round").fetchall()
+    metrics = con.execute("SELECT * FROM metrics ORDER BY run_id, round").fetchall()
+    con.close()
+    assert "micro_f1" not in before and len(signals) == 3
+    assert upgrade(path)[:2] == (5, SCHEMA_VERSION)
+    con = sqlite3.connect(path)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(metrics)")]
+    assert cols == before + ["micro_f1", "hamming_loss"]
+    assert con.execute("SELECT * FROM stop_signals ORDER BY run_id, round").fetchall() == signals
+    rows = con.execute("SELECT * FROM metrics ORDER BY run_id, round").fetchall()
+    assert [r[:len(before)] for r in rows] == metrics and all(r[len(before):] == (None, None) for r in rows)
+    con.close()
+    store = Store(path, readonly=True)
+    assert all(m.micro_f1 is None for r in store.runs() for m in store.metrics(r.id))
     store.close()

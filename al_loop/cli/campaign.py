@@ -68,6 +68,9 @@ def campaign_init(
              "overall-uncertainty, classification-change (NAME[:key=value,...]; repeatable).")] = [],  # noqa: B006
     stop_set: Annotated[int, typer.Option(help="Unlabeled items the stopping signals are measured on "
                                           "(0: the whole pool).")] = 2000,
+    multilabel: Annotated[bool, typer.Option(
+        "--multilabel", help="Annotators pick every label that applies (several choices per task); use a "
+                             "multi-label learner (ovr_logreg, mlp_sigmoid, cnn_sigmoid).")] = False,
 ) -> None:
     """Create (or adopt) the Label Studio project, record it in the store and send the seed batch."""
     from al_loop.campaign import CampaignOptions, init_campaign
@@ -89,7 +92,7 @@ def campaign_init(
                            images=str(images) if images is not None else None, encoder=encoder,
                            encoder_weights=str(encoder_weights) if encoder_weights is not None else None,
                            image_size=image_size, skip_bad=skip_bad, text_column=text_column, stop=stop,
-                           stop_set=stop_set)
+                           stop_set=stop_set, multilabel=multilabel)
     if mode == "backend":
         console.print(f"campaign run {run_id} ready: start `al-loop serve --db {db} --port PORT` where Label "
                       f"Studio reaches it ({backend_url}; it registers the model once it listens), then label in "

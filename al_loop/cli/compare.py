@@ -18,7 +18,7 @@ def add_compare_command(app: typer.Typer) -> None:
     def compare_command(
         db: Annotated[list[Path], typer.Option(help="Store(s) to read (read-only); repeat for several.")],
         out: Annotated[Path, typer.Option(help="Folder for the PNGs, summary.md/.csv and report.html.")],
-        metric: Annotated[str, typer.Option(help="accuracy or macro_f1.")] = "accuracy",
+        metric: Annotated[str, typer.Option(help="accuracy or macro_f1; multi-label runs also micro_f1 (compare) and hamming_loss (curves).")] = "accuracy",
         baseline: Annotated[str, typer.Option(help="Strategy each group is paired against (same config).")
                             ] = "random",
         ceiling: Annotated[bool, typer.Option("--ceiling/--no-ceiling",

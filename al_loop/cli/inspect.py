@@ -73,7 +73,7 @@ def export(
 def curves(
     db: Annotated[list[Path], typer.Option(help="Store(s) to read; repeat for several.")],
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("curves.png"),
-    metric: Annotated[str, typer.Option(help="accuracy or macro_f1.")] = "accuracy",
+    metric: Annotated[str, typer.Option(help="accuracy or macro_f1; multi-label runs also micro_f1 (compare) and hamming_loss (curves).")] = "accuracy",
 ) -> None:
     """Plot metric vs labels: mean and std band over seeds per strategy, AULC in the legend."""
     from al_loop import reports

@@ -16,20 +16,21 @@ from al_loop.cli.app import app
 
 @app.command()
 def simulate(
-    dataset: Annotated[str, typer.Option(help="Dataset name (digits, breast_cancer, wine, iris, fashion-mnist, file, text).")] = "digits",
+    dataset: Annotated[str, typer.Option(help="Dataset name (digits, breast_cancer, wine, iris, fashion-mnist, fashion-canvas (multi-label), file, text).")] = "digits",
     strategy: Annotated[list[str], typer.Option(help="Strategy name; repeat for several.")] = ["random"],  # noqa: B006
     rounds: Annotated[int, typer.Option(help="Query rounds after the initial batch.")] = 10,
     batch: Annotated[int, typer.Option(help="Items selected per round.")] = 10,
     init: Annotated[int, typer.Option(help="Size of the initial random batch.")] = 20,
     seeds: Annotated[int, typer.Option(help="Number of seeds (0..S-1), one run per strategy and seed.")] = 1,
     db: Annotated[Path, typer.Option(help="SQLite store to write.")] = Path("al-loop.sqlite"),
-    learner: Annotated[str, typer.Option(help="Learner: logreg, mlp, cnn.")] = "logreg",
+    learner: Annotated[str, typer.Option(help="Learner: logreg, mlp, cnn; multi-label: ovr_logreg, mlp_sigmoid, cnn_sigmoid.")] = "logreg",
     noise_rate: Annotated[float, typer.Option(help="Chance the simulated annotator gives a wrong class.")] = 0.0,
     skip_rate: Annotated[float, typer.Option(help="Chance the simulated annotator skips an item.")] = 0.0,
     param: Annotated[list[str], typer.Option(help="Strategy parameter KEY=VALUE or NAME.KEY=VALUE.")] = [],  # noqa: B006
     features: Annotated[Path | None, typer.Option(help="Features file (.npy/.npz/.csv/.parquet) for --dataset file.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file (.npy/.csv/.txt) for --dataset file.")] = None,
     label_column: Annotated[str, typer.Option(help="Label column of a .csv features file.")] = "label",
+    multilabel: Annotated[bool, typer.Option("--multilabel", help="Each item has a set of labels: 'a;b' in the label column, or a 0/1 matrix .npy (--features/--texts).")] = False,
     data_root: Annotated[Path | None, typer.Option(help="Folder of a torchvision FashionMNIST download.")] = None,
     limit: Annotated[int | None, typer.Option(help="Keep the first N rows (fashion-mnist).")] = None,
     query_ids: Annotated[str | None, typer.Option(help="Query set Q: comma-separated pool ids.")] = None,
@@ -63,7 +64,7 @@ def simulate(
     test_fraction: Annotated[float | None, typer.Option(help="Share held out as the test split (default 0.25).")] = None,
     test_features: Annotated[Path | None, typer.Option(help="A test set of your own: features file (as --features).")] = None,
     test_labels: Annotated[Path | None, typer.Option(help="Labels of --test-features when not inside it.")] = None,
-    metric: Annotated[str, typer.Option(help="Metric of the summary table: accuracy or macro_f1 (both are stored).")
+    metric: Annotated[str, typer.Option(help="Metric of the summary table: accuracy, macro_f1; multi-label also micro_f1, hamming_loss (all are stored).")
                       ] = "accuracy",
 ) -> None:
     """Simulate active learning: strategies x seeds, one run each, then a summary table."""
@@ -80,7 +81,7 @@ def simulate(
         drop_columns=drop_columns, categorical=categorical, numeric_only=numeric_only, impute=impute, texts=texts,
         text_column=text_column, test_fraction=test_fraction, test_features=test_features, test_labels=test_labels,
         media=MediaOptions(images=images, encoder=encoder, encoder_weights=encoder_weights, image_size=image_size,
-                           skip_bad=skip_bad))
+                           skip_bad=skip_bad), multilabel=multilabel)
     if data_root is not None:
         dataset_params["root"] = str(data_root)
     if limit is not None:
@@ -165,8 +166,10 @@ def own_data_params(dataset: str, *, features: Path | None, labels: Path | None,
                     id_column: str | None, drop_columns: list[str], categorical: list[str], numeric_only: bool,
                     impute: str | None, texts: Path | None, text_column: str, test_fraction: float | None,
                     test_features: Path | None, test_labels: Path | None,
-                    media: MediaOptions | None = None) -> tuple[str, dict[str, Any]]:
+                    media: MediaOptions | None = None, multilabel: bool = False) -> tuple[str, dict[str, Any]]:
     """Dataset name and parameters of simulate's data options (only the options given are recorded).
+
+    ``multilabel`` (``--multilabel``) records ``multilabel=True`` for ``--features`` and ``--texts`` data.
 
     ``--images DIR`` is the ``images`` dataset (labelled: one subfolder per
     class) and records its encoder always, the default included
@@ -176,6 +179,27 @@ def own_data_params(dataset: str, *, features: Path | None, labels: Path | None,
 
     Raises ConfigError for options that cannot go together or that the chosen data cannot use.
     """
+    from al_loop.errors import ConfigError
+
+    name, params = _own_data_params(dataset, features=features, labels=labels, label_column=label_column,
+                                    id_column=id_column, drop_columns=drop_columns, categorical=categorical,
+                                    numeric_only=numeric_only, impute=impute, texts=texts, text_column=text_column,
+                                    test_fraction=test_fraction, test_features=test_features,
+                                    test_labels=test_labels, media=media)
+    if multilabel:
+        if name not in ("file", "text"):
+            hint = "; fashion-canvas is multi-label by itself" if name != "images" else ""
+            raise ConfigError(f"--multilabel goes with --features tables or --texts, not with {name!r}{hint}; "
+                              "drop --multilabel")
+        params["multilabel"] = True
+    return name, params
+
+
+def _own_data_params(dataset: str, *, features: Path | None, labels: Path | None, label_column: str,
+                     id_column: str | None, drop_columns: list[str], categorical: list[str], numeric_only: bool,
+                     impute: str | None, texts: Path | None, text_column: str, test_fraction: float | None,
+                     test_features: Path | None, test_labels: Path | None,
+                     media: MediaOptions | None = None) -> tuple[str, dict[str, Any]]:
     from al_loop.errors import ConfigError
 
     media = media or MediaOptions()

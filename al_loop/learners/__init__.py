@@ -90,6 +90,35 @@ def make_cnn_ensemble(pool: object = None) -> Learner:
     return EnsembleLearner(make_cnn, members=5, name="cnn_ensemble")
 
 
+@LEARNERS.register("ovr_logreg")
+def make_ovr_logreg(pool: object = None) -> Learner:
+    """Multi-label: standardised logistic regression per label (binary relevance, one-vs-rest)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from al_loop.learners.binary_relevance import BinaryRelevanceLearner
+
+    return BinaryRelevanceLearner(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=1.0)))
+
+
+@LEARNERS.register("mlp_sigmoid")
+def make_mlp_sigmoid(pool: object = None) -> Learner:
+    """Multi-label: the MLP with a sigmoid head (binary cross-entropy per label)."""
+    from al_loop.learners.torch_learner import TorchConfig, TorchLearner, mlp
+
+    return TorchLearner(mlp, TorchConfig(epochs=40, lr=2e-3, batch_size=32), name="mlp_sigmoid", multilabel=True)
+
+
+@LEARNERS.register("cnn_sigmoid")
+def make_cnn_sigmoid(pool: object = None) -> Learner:
+    """Multi-label: the small CNN with a sigmoid head (square grey images, e.g. fashion-canvas)."""
+    from al_loop.learners.torch_learner import TorchConfig, TorchLearner, small_cnn
+
+    return TorchLearner(small_cnn, TorchConfig(epochs=20, lr=2e-3, batch_size=32), image=True, name="cnn_sigmoid",
+                        multilabel=True)
+
+
 @LEARNERS.register("finetune")
 def make_finetune(pool: object = None) -> Learner:
     """The image encoder's last block + a linear head, fine-tuned with flip/crop augmentation (image folders)."""

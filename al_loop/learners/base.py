@@ -22,7 +22,11 @@ class Learner(ABC):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Subset of ``{"proba", "embed", "grad", "posterior"}`` this learner provides.
+        """Subset of ``{"proba", "embed", "grad", "posterior", "multilabel"}`` this learner provides.
+
+        ``multilabel``: the learner takes multi-label pools only: ``fit`` gets the
+        (n, L) 0/1 label matrix and ``predict_proba`` gives each label's
+        probability, (len(ids), L), rows not summing to 1 (:mod:`al_loop.multilabel`).
 
         ``posterior``: :meth:`posterior_proba` gives samples of the predictive
         distribution under a posterior over the weights (MC dropout, an
@@ -49,7 +53,8 @@ class Learner(ABC):
         ids : ndarray of int64, shape (n,)
             Global ids of the labeled items.
         labels : ndarray of int64, shape (n,)
-            Class index into ``pool.classes`` of each id.
+            Class index into ``pool.classes`` of each id; for a learner with
+            capability ``multilabel`` a 0/1 matrix, shape (n, len(pool.classes)).
         seed : int
             Seed for every random choice of the fit (no global RNG is used).
         """

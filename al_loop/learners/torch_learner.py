@@ -99,11 +99,17 @@ class TorchLearner(Learner):
         (n, d) and standardised per feature (mean and std of the labeled rows).
     name : str
         The registry name (``"cnn"``), used in error messages.
+    multilabel : bool
+        A sigmoid head for multi-label pools: ``fit`` takes the (n, L) 0/1 label
+        matrix, trains the mean binary cross-entropy over the L labels, and
+        ``predict_proba`` gives each label's probability (rows need not sum to 1).
     """
 
     def __init__(self, factory: Callable[[tuple[int, ...], int], FeatureHead],
-                 config: TorchConfig | None = None, image: bool = False, name: str = "") -> None:
+                 config: TorchConfig | None = None, image: bool = False, name: str = "",
+                 multilabel: bool = False) -> None:
         self.factory = factory
+        self.multilabel = multilabel
         self.config = config or TorchConfig()
         self.image = image
         self.name = name
@@ -114,6 +120,8 @@ class TorchLearner(Learner):
 
     @property
     def capabilities(self) -> frozenset[str]:
+        if self.multilabel:
+            return frozenset({"proba", "embed", "multilabel"})
         return frozenset({"proba", "embed", "grad"})
 
     def check_pool(self, pool: Pool) -> None:
@@ -147,8 +155,13 @@ class TorchLearner(Learner):
     def fit(self, pool: Pool, ids: np.ndarray, labels: np.ndarray, seed: int) -> None:
         cfg = self.config
         device = pick_device(cfg.device)
-        labels = np.asarray(labels, dtype=np.int64)
-        self.seen_ = np.unique(labels)
+        if self.multilabel:
+            targets = torch.from_numpy(np.asarray(labels, dtype=np.float32).reshape(len(ids), pool.n_classes))
+            self.seen_ = np.arange(pool.n_classes)
+        else:
+            labels = np.asarray(labels, dtype=np.int64)
+            self.seen_ = np.unique(labels)
+            targets = torch.from_numpy(labels)
         Xs = np.asarray(pool.features(ids), dtype=np.float32)
         if self.image:
             self.mean_, self.std_ = float(Xs.mean()), float(Xs.std() + 1e-6)
@@ -164,16 +177,18 @@ class TorchLearner(Learner):
             model = self.factory(in_shape, pool.n_classes).to(device)
             gen = torch.Generator().manual_seed(seed)
             X = self._tensor(pool, ids, device)
-            y = torch.from_numpy(labels).to(device)
+            y = targets.to(device)
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             mask = self._mask(pool.n_classes, device)
+            loss_of = nn.functional.binary_cross_entropy_with_logits if self.multilabel \
+                else nn.functional.cross_entropy
             model.train()
             for _ in range(cfg.epochs):
                 perm = torch.randperm(len(ids), generator=gen).to(device)
                 for start in range(0, len(ids), cfg.batch_size):
                     idx = perm[start:start + cfg.batch_size]
                     logits = model(X[idx]) + mask
-                    loss = nn.functional.cross_entropy(logits, y[idx])
+                    loss = loss_of(logits, y[idx])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -181,7 +196,9 @@ class TorchLearner(Learner):
         self.model_ = model
 
     def _mask(self, n_classes: int, device: torch.device) -> torch.Tensor:
-        """Additive logit mask: -inf for classes without labels (probability 0)."""
+        """Additive logit mask: -inf for classes without labels (probability 0); none for a sigmoid head."""
+        if self.multilabel:
+            return torch.zeros(n_classes, device=device)
         mask = torch.full((n_classes,), float("-inf"), device=device)
         assert self.seen_ is not None
         mask[torch.from_numpy(self.seen_).to(device)] = 0.0
@@ -196,7 +213,9 @@ class TorchLearner(Learner):
             for start in range(0, len(ids), self.config.eval_batch_size):
                 x = self._tensor(pool, ids[start:start + self.config.eval_batch_size], device)
                 h = self.model_.features(x)
-                p = torch.softmax(self.model_.head(h) + self._mask(pool.n_classes, device), dim=1)
+                logits = self.model_.head(h)
+                p = torch.sigmoid(logits) if self.multilabel else \
+                    torch.softmax(logits + self._mask(pool.n_classes, device), dim=1)
                 feats.append(h.double().cpu())
                 probs.append(p.double().cpu())
         return torch.cat(feats), torch.cat(probs)
@@ -213,6 +232,8 @@ class TorchLearner(Learner):
         Shape (len(ids), n_classes * d), class-major; the bias gradient is not
         included (Ash et al. 2020 use the last layer's weights).
         """
+        if self.multilabel:
+            raise NotImplementedError("a sigmoid (multi-label) head has no BADGE gradient embedding")
         h, p = self._forward(pool, np.asarray(ids))
         resid = p.clone()
         yhat = p.argmax(dim=1)

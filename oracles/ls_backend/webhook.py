@@ -145,6 +145,7 @@ class _Run:
         self.project_id = int(project) if project is not None else None
         self.status = store.run(run_id).status
         self.classes = tuple(classes) if classes is not None else _classes(config)
+        self.multiple = bool(config.multilabel)
         self._sent: dict[int, dict[int, str | None]] | None = None
 
     def sent(self) -> dict[int, dict[int, str | None]]:
@@ -272,7 +273,7 @@ def _answers(run: _Run, payload: Mapping[str, Any], action: str, annotators: Map
         if run.store.oracle_state(run.run_id, DELETED_KEY + ann_id) is not None:
             ignored.append(f"annotation {ann_id} was deleted (a late event)")
             continue
-        answer = answer_from_annotations(pool_id, [ann], run.classes, annotators)
+        answer = answer_from_annotations(pool_id, [ann], run.classes, annotators, multiple=run.multiple)
         if answer is None:
             continue
         seen = run.store.oracle_state(run.run_id, ITEM_KEY + str(pool_id))
