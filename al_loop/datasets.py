@@ -346,11 +346,12 @@ def _impute_array(X: np.ndarray, fpath: Path, options: TableOptions,
 
 
 def _read_part(fpath: Path, options: TableOptions, labels_elsewhere: bool, what: str,
-               train: _Part | None = None) -> _Part:
+               train: _Part | None = None, multilabel: bool = False) -> _Part:
     """Read one features file; ``what`` is its option (``--features`` or ``--test-features``).
 
     A test file (``train`` given) is encoded with the training file's columns,
-    categories and fill values.
+    categories and fill values. ``multilabel``: an empty label cell is the
+    empty set (no label applies), not a missing value.
     """
     if not fpath.exists():
         raise DataError(f"features file {fpath} does not exist; check the {what} path")
@@ -377,13 +378,13 @@ def _read_part(fpath: Path, options: TableOptions, labels_elsewhere: bool, what:
                         "--id-column NAME")
     reserved = [c for c in (label if has_label else None, options.id_column) if c]
     encoding = train.encoding if train and train.encoding else fit_encoding(table, options, reserved)
-    if has_label:
+    if has_label and not multilabel:
         no_label = table.missing(str(label))
         if no_label.any() and options.impute != "drop":
             raise DataError(f"{int(no_label.sum())} row(s) of {fpath} have no label in column {label!r} (first: "
                             f"data row {int(np.flatnonzero(no_label)[0])}); give them a class, or drop them with "
                             "--impute drop")
-    checked = encoding.numeric + list(encoding.categories) + ([str(label)] if has_label else [])
+    checked = encoding.numeric + list(encoding.categories) + ([str(label)] if has_label and not multilabel else [])
     dropped = missing_rows(table, [c for c in checked if c in table.names], options)
     rows = np.setdiff1d(np.arange(len(table), dtype=np.int64), dropped)
     notes = [] if train else list(encoding.notes)
@@ -478,7 +479,8 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
                            drop_columns=_as_list(drop_columns), categorical=_as_list(categorical),
                            numeric_only=bool(numeric_only), impute=impute or None)
     fpath = Path(features)
-    part = _read_part(fpath, options, labels_elsewhere=bool(labels) or unlabeled, what="--features")
+    part = _read_part(fpath, options, labels_elsewhere=bool(labels) or unlabeled, what="--features",
+                      multilabel=bool(multilabel))
     X = part.X
     y_raw = _labels_from_file(labels, part, fpath) if labels else part.y_raw
     if y_raw is None and not unlabeled:
@@ -498,7 +500,8 @@ def load_files(features: str | None = None, labels: str | None = None, label_col
                       notes=part.notes, multilabel=bool(multilabel))
     if test_features:
         tpath = Path(test_features)
-        test = _read_part(tpath, options, labels_elsewhere=bool(test_labels), what="--test-features", train=part)
+        test = _read_part(tpath, options, labels_elsewhere=bool(test_labels), what="--test-features", train=part,
+                          multilabel=bool(multilabel))
         if test.X.shape[1:] != X.shape[1:]:
             raise DataError(f"{tpath} has {int(np.prod(test.X.shape[1:]))} features per row but {fpath} has "
                             f"{int(np.prod(X.shape[1:]))}; give the test set the same feature columns")
@@ -609,6 +612,9 @@ def load_image_folder(root: str | None = None, encoder: str = "efficientnet-lite
     it later renumbers nothing. ``X`` is float32 (n, d); ``digest`` is the
     files' digest and the encoder's version.
     """
+    if multilabel and labeled:
+        raise ConfigError("a folder of class subfolders gives one class per image; multi-label photos need a "
+                          "campaign (campaign init --images DIR --multilabel) or features with a label column")
     from al_loop.encoders import EncoderOptions
     from al_loop.encoders.cache import ItemFailure, embed
     from al_loop.media import files_digest, open_rgb, scan_images
@@ -649,9 +655,6 @@ def load_image_folder(root: str | None = None, encoder: str = "efficientnet-lite
              "ids": keep if bad else None}
     if not labeled:  # a multi-label campaign over photos: annotators pick several of the classes
         return Dataset(X=X, y=None, classes=tuple(str(c) for c in classes or ()), multilabel=bool(multilabel), **media)
-    if multilabel:
-        raise ConfigError("a folder of class subfolders gives one class per image; multi-label photos need a "
-                          "campaign (campaign init --images DIR --multilabel) or features with a label column")
     index = {c: k for k, c in enumerate(listing.classes)}
     assert listing.labels is not None
     y = np.asarray([index[listing.labels[int(i)]] for i in keep], dtype=np.int64)
