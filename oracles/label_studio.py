@@ -370,7 +370,7 @@ def task_for(item: OutboxItem, classes: Sequence[str], campaign_id: str | None =
         picked = names if all(n in classes for n in names) else None
     elif label is not None and str(label) in classes:
         picked = [str(label)]
-    if picked is not None:
+    if picked:  # an empty predicted set pre-selects nothing: no prediction
         obj = next(k for k in KINDS if k in data)
         result = {"from_name": CONTROL_NAME, "to_name": obj, "type": "choices", "value": {"choices": picked}}
         score = pred.get("score")

@@ -160,3 +160,19 @@ def test_fashion_mnist_pca_features() -> None:
     b = load_dataset("fashion-mnist", limit=2000, pca=50)
     assert a.X.shape == (2000, 50) and a.kind == "tabular"
     np.testing.assert_array_equal(a.X, b.X)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+                    and os.environ.get("AL_LOOP_REQUIRE_FASHION") != "1",
+                    reason="Debian's dataset-fashion-mnist is not installed (`make fashion-mnist`)")
+def test_fashion_canvas_is_multilabel_fashion_mnist_and_fixed_by_its_seed() -> None:
+    ds = load_dataset("fashion-canvas", n=500)
+    assert ds.multilabel and ds.X.shape == (500, 56, 56) and ds.y.shape == (500, 10)
+    assert ds.classes == FASHION_CLASSES and ds.y.sum(axis=1).min() >= 1 and ds.y.sum(axis=1).max() <= 4
+    assert 1.5 < ds.y.sum(axis=1).mean() < 2.5  # 4 cells x fill 0.5, at least one
+    again = load_dataset("fashion-canvas", n=500)
+    assert np.array_equal(ds.X, again.X) and np.array_equal(ds.y, again.y)
+    pca = load_dataset("fashion-canvas", n=500, pca=20)
+    assert pca.X.shape == (500, 20) and np.array_equal(pca.y, ds.y) and pca.kind == "tabular"
+    pool = make_pool(ds)
+    assert pool.multilabel and pool.y_test.shape == (125, 10)

@@ -389,3 +389,19 @@ def test_strategies_command_lists_the_tasks(capsys, monkeypatch) -> None:
     lines = {ln.split()[0]: ln for ln in out.splitlines() if "(needs" in ln}
     assert "multi-label" in lines["mmc"] and "single-label" not in lines["mmc"]
     assert "single-label, multi-label" in lines["kcenter"] and "multi-label" not in lines["margin"]
+
+
+def test_multilabel_campaign_in_backend_mode_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from al_loop.campaign import CampaignOptions, init_campaign
+
+    (tmp_path / "films.csv").write_text("text\n" + "\n".join(f"film {i}" for i in range(20)) + "\n")
+    db = tmp_path / "c.sqlite"
+    options = CampaignOptions(url="http://127.0.0.1:9", title="t", kind="text", mode="backend",
+                              backend_url="http://127.0.0.1:9090")
+    with pytest.raises(ConfigError, match="multi-label campaigns run in pull mode.*drop --mode backend"):
+        init_campaign(str(db), data=str(tmp_path / "films.csv"), classes=TAGS, strategy="br_uncertainty", batch=4,
+                      init=6, learner="ovr_logreg", multilabel=True, options=options)
+    assert not db.exists()
+    with pytest.raises(ConfigError, match="--multilabel goes with files, texts or --images, not with the built-in"):
+        init_campaign(str(db), data="digits", classes=tuple("0123456789"), strategy="random", batch=4, init=6,
+                      multilabel=True, options=CampaignOptions(url="http://127.0.0.1:9", title="t"))

@@ -547,3 +547,47 @@ def test_a_refused_model_version_change_does_not_stop_the_round() -> None:
     oracle, _ = fake_oracle(server)
     assert set(oracle.submit(items(2))) == {it.key for it in items(2)}
     assert server.model_version == "someone-else"
+
+
+# -- multi-label: several choices per task ---------------------------------------------------------------------
+
+def test_multilabel_label_config_takes_several_choices_and_refuses_the_separator() -> None:
+    from oracles.label_studio import choice_mode, labeling_config, parse_labeling_config
+
+    config = labeling_config(["cat", "dog"], "image", multiple=True)
+    control = next(el for el in ET.fromstring(config).iter("Choices"))
+    assert control.get("choice") == "multiple" and control.get("required") is None
+    assert choice_mode(config) == "multiple" and choice_mode(labeling_config(["cat", "dog"], "image")) == "single"
+    assert parse_labeling_config(config) == ("image", ("cat", "dog"))
+    with pytest.raises(ConfigError, match="contain ';'"):
+        labeling_config(["a;b", "c"], "text", multiple=True)
+
+
+def test_multilabel_answers_are_canonical_sets_and_unknown_choices_are_rejected() -> None:
+    from oracles.label_studio import answer_from_annotations
+
+    def ann(i: int, choices: list[str]) -> dict[str, Any]:
+        return {"id": i, "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                                     "value": {"choices": choices}}], "updated_at": f"2026-01-0{i}T00:00:00Z"}
+
+    classes = ("action", "comedy", "drama")
+    got = answer_from_annotations(7, [ann(1, ["drama", "action"])], classes, multiple=True)
+    assert (got.status, got.label) == ("labeled", "action;drama")
+    empty = answer_from_annotations(7, [ann(1, [])], classes, multiple=True)
+    assert (empty.status, empty.label) == ("labeled", "")
+    bad = answer_from_annotations(7, [ann(1, ["comedy", "horror"])], classes, multiple=True)
+    assert bad.status == "rejected" and "['horror'] are not labels of this run" in bad.reason
+    single = answer_from_annotations(7, [ann(1, ["drama", "action"])], classes)
+    assert single.status == "rejected" and "several choices" in single.reason
+
+
+def test_multilabel_prediction_preselects_the_set() -> None:
+    from al_loop.types import OutboxItem
+    from oracles.label_studio import task_for
+
+    item = OutboxItem(run_id=1, round=1, pool_id=3, payload={"text": "x"},
+                      prediction={"label": "comedy;drama", "score": 0.4})
+    task = task_for(item, ("action", "comedy", "drama"), multiple=True)
+    assert task["predictions"][0]["result"][0]["value"]["choices"] == ["comedy", "drama"]
+    none = OutboxItem(run_id=1, round=1, pool_id=3, payload={"text": "x"}, prediction={"label": "", "score": 0.9})
+    assert "predictions" not in task_for(none, ("action", "comedy", "drama"), multiple=True)
