@@ -354,13 +354,27 @@ def test_the_api_key_is_kept_out_of_the_store_outputs_and_errors(ls_server: Serv
     assert not (tmp_path / "other.sqlite").exists()
 
 
+def _leased(db: str) -> bool:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return con.execute("SELECT count(*) FROM leases").fetchone()[0] > 0
+    finally:
+        con.close()
+
+
 def test_ctrl_c_stops_campaign_run_with_rc_130_and_keeps_the_round(ls_server: Server, projects: list[int],
                                                                    tmp_path: Path) -> None:
     camp = new_campaign(ls_server, projects, tmp_path)
     before = observe(camp.db)
     run = cli_popen(["campaign", "run", "--db", camp.db, "--until-labels", 10_000, "--poll", "0.2s"])
-    time.sleep(4)  # waiting for people: nobody answers
+    # waiting for people (nobody answers): the run holds its lease once it is driving the campaign, after
+    # the command set its Ctrl-C message; a fixed sleep was too short on a loaded machine (imports are slow)
+    deadline = time.monotonic() + 60
+    while not _leased(camp.db) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
     assert run.poll() is None, run.communicate()[1][-2000:]
+    assert _leased(camp.db), "campaign run did not take the run's lease within 60 s"
     t0 = time.monotonic()
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=30)
