@@ -223,6 +223,49 @@ def test_three_round_campaign_through_the_cli_equals_the_simulation(ls_server: S
     assert violations(str(db), camp.person, observed) == []
 
 
+def test_a_stopping_rule_ends_the_campaign_where_it_ends_the_simulation(ls_server: Server, projects: list[int],
+                                                                       tmp_path: Path) -> None:
+    """``campaign init --stop``: the rule fires on the campaign's own signals, at the round a simulation stops."""
+    rule = "classification-change:threshold=1.0"  # fires as soon as there is a previous model: round 2
+    db = tmp_path / "campaign.sqlite"
+    init = cli(["campaign", "init", "--db", db, "--data", "digits", "--labels", ",".join(CLASSES),
+                "--label-studio-url", ls_server.url, "--kind", "image", "--strategy", "margin", "--batch", 10,
+                "--init", 20, "--title", title(), "--stop", rule, "--stop-set", 300])
+    assert init.returncode == 0, init.stderr
+    camp = open_campaign(db, ls_server, projects)
+    run = cli_popen(["campaign", "run", "--db", db, "--until-labels", 10_000, "--poll", "0.2s"])
+    deadline = time.monotonic() + 150
+    while run.poll() is None:
+        camp.person.answer_pending()
+        time.sleep(0.2)
+        if time.monotonic() > deadline:
+            run.kill()
+            pytest.fail("the stopping rule did not end the campaign in 150 s")
+    _, err = run.communicate()
+    assert run.returncode == 0, err[-2000:]
+    store = Store(db, readonly=True)
+    finished = store.run(camp.run_id)
+    signals = [(s.round, s.n_labels) for s in store.stop_signals(camp.run_id)]
+    store.close()
+    assert finished.status == "finished"
+    assert finished.note.startswith("stopped at round 2 with 30 labels by classification-change: classification "
+                                    "change ") and finished.note.endswith("of the stop set <= 100.00%"), finished.note
+    assert signals == [(1, 20), (2, 30)]
+    status = cli(["campaign", "status", "--db", db])
+    assert status.returncode == 0 and f"run finished: {finished.note}" in " ".join(status.stdout.split())
+    ref = tmp_path / "simulated.sqlite"
+    (rid,) = api.simulate(str(ref), dataset="digits", strategies=["margin"], rounds=10, batch=10, init=20,
+                          options={"stop": (rule,), "stop_set": 300})
+    sim = Store(ref, readonly=True)
+    assert sim.run(rid).note == finished.note
+    camp_store = Store(db, readonly=True)
+    for a, b in zip(sim.stop_signals(rid), camp_store.stop_signals(camp.run_id), strict=True):
+        assert (a.round, a.n_labels, a.predictions) == (b.round, b.n_labels, b.predictions)  # the same models
+        assert (a.kappa is None) == (b.kappa is None) and (a.kappa is None or a.kappa == pytest.approx(b.kappa))
+    camp_store.close()
+    sim.close()
+
+
 # --------------------------------------------------------------------------- 2. kill -9 at each state
 
 
