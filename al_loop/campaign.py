@@ -482,9 +482,6 @@ def init_campaign(db: str, *, data: str | None = None, classes: Sequence[str], s
     if tuple(pool.classes) != tuple(classes):
         raise ConfigError(f"--labels {list(classes)} differ from the classes of {source!r} {list(pool.classes)}; "
                           "pass the dataset's class names in its order")
-    if pool.multilabel and options.mode == "backend":
-        raise ConfigError("multi-label campaigns run in pull mode (the ML backend's pre-annotations are "
-                          "single-choice); drop --mode backend")
     learner_obj = build_learner(config.learner, pool)
     # the stopping signals read single-label predictions: a multi-label campaign goes without them
     config = replace(config, track_stopping="proba" in learner_obj.capabilities and not pool.multilabel)

@@ -324,9 +324,9 @@ class Controller:
         if view.learner is None or "proba" not in view.learner.capabilities:
             return [None] * len(ids)
         proba = view.proba_of(ids)
-        if self.pool.multilabel:  # the labels the model gives, and its least sure decision's confidence
+        if self.pool.multilabel:  # the labels the model gives, and its least sure decision's max(p, 1 - p)
             return [{"label": set_string(row >= 0.5, self.pool.classes),
-                     "score": round(float(np.abs(2.0 * row - 1.0).min()), 6)} for row in proba]
+                     "score": round(float(np.maximum(row, 1.0 - row).min()), 6)} for row in proba]
         best = proba.argmax(axis=1)
         return [{"label": self.pool.classes[int(b)], "score": round(float(p[b]), 6)} for b, p in zip(best, proba, strict=False)]
 

@@ -391,17 +391,53 @@ def test_strategies_command_lists_the_tasks(capsys, monkeypatch) -> None:
     assert "single-label, multi-label" in lines["kcenter"] and "multi-label" not in lines["margin"]
 
 
-def test_multilabel_campaign_in_backend_mode_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+def test_multilabel_builtin_data_with_the_campaign_flag_is_refused(tmp_path: Path) -> None:
     from al_loop.campaign import CampaignOptions, init_campaign
 
-    (tmp_path / "films.csv").write_text("text\n" + "\n".join(f"film {i}" for i in range(20)) + "\n")
     db = tmp_path / "c.sqlite"
-    options = CampaignOptions(url="http://127.0.0.1:9", title="t", kind="text", mode="backend",
-                              backend_url="http://127.0.0.1:9090")
-    with pytest.raises(ConfigError, match="multi-label campaigns run in pull mode.*drop --mode backend"):
-        init_campaign(str(db), data=str(tmp_path / "films.csv"), classes=TAGS, strategy="br_uncertainty", batch=4,
-                      init=6, learner="ovr_logreg", multilabel=True, options=options)
-    assert not db.exists()
     with pytest.raises(ConfigError, match="--multilabel goes with files, texts or --images, not with the built-in"):
         init_campaign(str(db), data="digits", classes=tuple("0123456789"), strategy="random", batch=4, init=6,
                       multilabel=True, options=CampaignOptions(url="http://127.0.0.1:9", title="t"))
+    assert not db.exists()
+
+
+def test_the_ml_backend_predicts_label_sets_of_a_multilabel_campaign(tmp_path: Path) -> None:
+    """``al-loop serve``'s /predict on a multi-label campaign: the round's model's sets as several choices."""
+    from fastapi.testclient import TestClient
+
+    from al_loop.controller import Controller
+    from oracles.label_studio import labeling_config
+    from oracles.ls_backend.app import create_app
+
+    _csv(tmp_path / "m.csv", n=120)
+    config = RunConfig(dataset="file", strategy="br_uncertainty", rounds=1000, batch=6, init=12,
+                       learner="ovr_logreg", oracle="label_studio",
+                       dataset_params={"features": str(tmp_path / "m.csv"), "label_column": "tags",
+                                       "drop_columns": "id", "multilabel": True},
+                       oracle_params={"url": "http://127.0.0.1:1", "title": "t", "kind": "text",
+                                      "campaign_id": "feedc0de0002"})
+    config = api.stamp_inputs(config)
+    store = Store(tmp_path / "c.sqlite")
+    run = store.create_run(config)
+    store.set_oracle_state(run, "project_id", "5")
+    pool = api.build_pool(config)
+    ctl = Controller(store, run, pool, api.build_learner("ovr_logreg", pool), api.build_strategy("br_uncertainty", {}),
+                     SimulatedOracle(pool, 0))
+    while not (store.current_round(run).idx == 2 and store.current_round(run).state == "AWAITING"):
+        ctl.step()
+    batch = store.outbox(run, 2)
+    with TestClient(create_app(str(tmp_path / "c.sqlite"), run)) as client:
+        tasks = [{"id": 100 + o.pool_id, "project": 5, "data": {"text": "x", "al_campaign": "feedc0de0002",
+                                                                "al_run": run, "al_pool_id": o.pool_id}}
+                 for o in batch]
+        reply = client.post("/predict", json={"tasks": tasks, "label_config": labeling_config(TAGS, "text", True)})
+        assert reply.status_code == 200, reply.text
+        results = reply.json()["results"]
+    for o, pred in zip(batch, results, strict=True):
+        want = ml.split_set(json.loads(o.prediction_json)["label"])  # what campaign run attaches
+        if want:
+            assert pred["result"][0]["value"]["choices"] == want
+        else:
+            assert pred["result"] == [] and "no label" in pred["reason"]
+        assert 0.0 <= pred["score"] < 0.5  # the batch sorts first
+    store.close()

@@ -6,7 +6,8 @@ For a task of the served run (its data carries ``al_pool_id``, and the run's
 campaign id in ``al_campaign`` or as the prefix of ``al_key``; an ``al_run``,
 if present, must be the run's id):
 
-- ``result``: the model's class as a pre-annotation of the project's labeling
+- ``result``: the model's class (a multi-label run: every label with
+  probability >= 0.5) as a pre-annotation of the project's labeling
   config: one ``choices`` region whose ``from_name``/``to_name`` are those of
   the config's ``<Choices>`` control (``name="label"`` preferred) and the object
   it points to (al-loop's own config when the request has none);
@@ -26,7 +27,8 @@ ROUND is the newest round that has a selection. For a task in ROUND's batch,
 ``selections`` table), in ``[0, 0.5)``; whatever the strategy (uncertainty,
 k-center, BADGE, SIMILAR, TypiClust), the batch sorts first, in the order
 al-loop picked it. For any other item, ``score = 0.5 + 0.5 * p`` where ``p`` is
-the model's probability of its predicted class (``p = 1`` without a model), in
+the model's probability of its predicted class (multi-label: the smallest
+``max(q, 1 - q)`` over the labels' probabilities ``q``; ``p = 1`` without a model), in
 ``(0.5, 1]``: those sort after the batch, least confident first. Every score
 lies in ``[0, 1]``: Label Studio 1.23 drops (silently) an imported prediction
 scored outside it, so the bulk predictions write these same scores. Label Studio's Data Manager sorts by
@@ -133,7 +135,9 @@ class _Fitted:
     learner: Any
     ranks: dict[int, int]
     note: str | None = None
-    best: dict[int, tuple[int, float]] = field(default_factory=dict)  # pool id -> (class index, probability)
+    # pool id -> (the predicted class indices, the model's confidence): one class and its probability, or for a
+    # multi-label run every class with p >= 0.5 and the least sure decision's max(p, 1 - p)
+    best: dict[int, tuple[tuple[int, ...], float]] = field(default_factory=dict)
 
 
 class RunPredictor:
@@ -198,14 +202,20 @@ class RunPredictor:
                 return self._fitted[key]
             ranks = self._ranks(round_)
             index = {c: i for i, c in enumerate(self.pool.classes)}
-            usable = [(p, index[lab]) for p, lab in labels if lab in index]
+            if self.pool.multilabel:  # label sets as the controller reads them: (n, L) 0/1 rows
+                from al_loop.multilabel import parse_set
+
+                parsed = [(p, parse_set(lab, self.pool.classes)) for p, lab in labels]
+                usable: list[tuple[int, Any]] = [(p, row) for p, row in parsed if row is not None]
+            else:
+                usable = [(p, index[lab]) for p, lab in labels if lab in index]
             learner, note = None, None
             if not usable:
                 note = f"no model yet: nothing labeled before round {round_}"
             else:
                 learner = build_learner(self.config.learner, self.pool)
                 ids = np.asarray([p for p, _ in usable], dtype=np.int64)
-                y = np.asarray([c for _, c in usable], dtype=np.int64)
+                y = np.asarray([c for _, c in usable], dtype=np.uint8 if self.pool.multilabel else np.int64)
                 learner.fit(self.pool, ids, y, seed=derived_seed(self.config.seed, round_))
             view = _Fitted(round_, learner, ranks, note)
             self._fitted = {key: view}  # older rounds and label sets are not asked for again
@@ -246,10 +256,15 @@ class RunPredictor:
         if not todo or view.learner is None:
             return
         proba = np.asarray(view.learner.predict_proba(self.pool, np.asarray(todo, dtype=np.int64)))
+        if self.pool.multilabel:
+            for pid, row in zip(todo, proba, strict=True):
+                conf = float(np.maximum(row, 1.0 - row).min())
+                view.best[pid] = (tuple(int(j) for j in np.flatnonzero(row >= 0.5)), conf if np.isfinite(conf) else 0.0)
+            return
         best = proba.argmax(axis=1)
         for pid, b, row in zip(todo, best.tolist(), proba, strict=True):
             p = float(row[b])
-            view.best[pid] = (int(b), p if np.isfinite(p) else 0.0)
+            view.best[pid] = ((int(b),), p if np.isfinite(p) else 0.0)
 
     def predict(self, tasks: Sequence[Mapping[str, Any]], label_config: str | None = None) -> list[dict[str, Any]]:
         """One prediction per task, in order (see the module docstring for the shapes and the score).
@@ -281,13 +296,17 @@ class RunPredictor:
             guess = view.best.get(pid)
             score = prediction_score(view.ranks.get(pid), n, guess[1] if guess else None)
             pred: dict[str, Any] = {"result": [], "score": round(float(score), 9), "model_version": version}
+            names = [self.pool.classes[j] for j in guess[0]] if guess is not None else []
+            outside = [n for n in names if n not in target.choices]
             if guess is None:
                 pred["reason"] = view.note or "no model"
-            elif self.pool.classes[guess[0]] not in target.choices:
-                pred["reason"] = (f"the model's class {self.pool.classes[guess[0]]!r} is not a choice of the "
+            elif outside:
+                pred["reason"] = (f"the model's class {outside[0]!r} is not a choice of the "
                                   f"project's <Choices name={target.from_name!r}>")
+            elif not names:
+                pred["reason"] = "the model gives this item no label (every label's probability is below 0.5)"
             else:
                 pred["result"] = [{"from_name": target.from_name, "to_name": target.to_name, "type": "choices",
-                                   "value": {"choices": [self.pool.classes[guess[0]]]}}]
+                                   "value": {"choices": names}}]
             out.append(pred)
         return out
