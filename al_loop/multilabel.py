@@ -138,8 +138,8 @@ def evaluate(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
             "micro_f1": micro_f1(Y, Yhat), "hamming_loss": hamming_loss(Y, Yhat)}
 
 
-def _check_labels(Y: np.ndarray, name: str = "Y") -> np.ndarray:
-    """``Y`` as an int64 (n, L) 0/1 matrix."""
+def check_indicator(Y: np.ndarray, name: str = "Y") -> np.ndarray:
+    """``Y`` as an int64 (n, L) 0/1 matrix (ValueError otherwise)."""
     Y = np.asarray(Y)
     if Y.ndim != 2:
         raise ValueError(f"{name} must have shape (n, L), got {Y.shape}")
@@ -154,7 +154,7 @@ def _check_pair(Y: np.ndarray, Yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray
     Y_arr, Yhat_arr = np.asarray(Y), np.asarray(Yhat)
     if Y_arr.shape != Yhat_arr.shape:
         raise ValueError(f"Y and Yhat must have the same shape, got {Y_arr.shape} and {Yhat_arr.shape}")
-    Y_arr, Yhat_arr = _check_labels(Y_arr, "Y"), _check_labels(Yhat_arr, "Yhat")
+    Y_arr, Yhat_arr = check_indicator(Y_arr, "Y"), check_indicator(Yhat_arr, "Yhat")
     if Y_arr.size == 0:
         raise ValueError(f"Y and Yhat must be non-empty, got shape {Y_arr.shape}")
     return Y_arr, Yhat_arr

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from al_loop.multilabel import check_indicator
+
 # the most (candidate, labeled) pairs held at once by category_vector_inconsistency's temporaries
 _PAIR_CHUNK = 1 << 20
 
@@ -36,16 +38,6 @@ def _check_proba(P: np.ndarray, name: str = "P") -> np.ndarray:
     if not np.all((P >= 0.0) & (P <= 1.0)):
         raise ValueError(f"{name} must hold probabilities in [0, 1]")
     return P
-
-
-def _check_labels(Y: np.ndarray, name: str = "Y") -> np.ndarray:
-    """``Y`` as an int64 (n, L) 0/1 matrix."""
-    Y = np.asarray(Y)
-    if Y.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, L), got {Y.shape}")
-    if not np.all((Y == 0) | (Y == 1)):
-        raise ValueError(f"{name} must be a 0/1 indicator matrix")
-    return Y.astype(np.int64)
 
 
 # ---- binary relevance -------------------------------------------------------------------------------------------
@@ -171,7 +163,7 @@ def mmc_label_counts(P_labeled: np.ndarray, Y_labeled: np.ndarray, P_unlabeled: 
     """
     P_labeled = _check_proba(P_labeled, "P_labeled")
     P_unlabeled = _check_proba(P_unlabeled, "P_unlabeled")
-    Y_labeled = _check_labels(Y_labeled, "Y_labeled")
+    Y_labeled = check_indicator(Y_labeled, "Y_labeled")
     m, L = P_labeled.shape
     if Y_labeled.shape != P_labeled.shape:
         raise ValueError(f"Y_labeled must have the shape of P_labeled {P_labeled.shape}, got {Y_labeled.shape}")
@@ -304,8 +296,8 @@ def category_vector_inconsistency(Yhat: np.ndarray, Y_labeled: np.ndarray) -> np
     -------
     ndarray of float64, shape (n,).
     """
-    Yhat = _check_labels(Yhat, "Yhat")
-    Y_labeled = _check_labels(Y_labeled, "Y_labeled")
+    Yhat = check_indicator(Yhat, "Yhat")
+    Y_labeled = check_indicator(Y_labeled, "Y_labeled")
     n, L = Yhat.shape
     if L < 1:
         raise ValueError("Yhat must have at least one label column")

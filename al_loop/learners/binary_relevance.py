@@ -16,11 +16,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin, clone
 
 from al_loop.learners.base import Learner
+from al_loop.learners.sklearn_learner import _flat
 from al_loop.pool import Pool
-
-
-def _flat(X: np.ndarray) -> np.ndarray:
-    return np.asarray(X, dtype=np.float64).reshape(len(X), -1)
 
 
 class BinaryRelevanceLearner(Learner):
