@@ -420,11 +420,9 @@ def train_ceiling(config: RunConfig, seed: int) -> dict[str, float]:
     proba = learner.predict_proba(test_pool, test_ids)
     y = np.asarray(pool.y_test)
     if pool.multilabel:
-        from al_loop.multilabel import evaluate
+        from al_loop.multilabel import metric_columns
 
-        scores = evaluate(y, proba)
-        return {"accuracy": scores["subset_accuracy"], "macro_f1": scores["macro_f1"], "micro_f1": scores["micro_f1"],
-                "hamming_loss": scores["hamming_loss"], "n_train": int(len(pool.ids)), "n_test": int(len(y))}
+        return {**metric_columns(y, proba), "n_train": int(len(pool.ids)), "n_test": int(len(y))}
     pred = proba.argmax(axis=1)
     return {"accuracy": float((pred == y).mean()),
             "macro_f1": float(f1_score(y, pred, average="macro", labels=np.arange(pool.n_classes),

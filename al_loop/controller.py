@@ -22,8 +22,7 @@ from sklearn.metrics import f1_score
 
 from al_loop.faults import crash_point
 from al_loop.learners.base import Learner
-from al_loop.multilabel import evaluate as ml_evaluate
-from al_loop.multilabel import parse_set, set_string
+from al_loop.multilabel import metric_columns, parse_set, set_string
 from al_loop.oracle import Oracle
 from al_loop.pool import Pool
 from al_loop.schedules import batch_for_round, stop_reason
@@ -285,7 +284,7 @@ class Controller:
     def _evaluate(self, X: np.ndarray | None, y: np.ndarray | None,
                   paths: list[str] | None = None) -> dict[str, float] | None:
         """The metrics of the fitted learner on one split: accuracy and macro F1; for a multi-label pool the
-        subset accuracy (as ``accuracy``), macro and micro F1 and Hamming loss (:func:`al_loop.multilabel.evaluate`)."""
+        subset accuracy (as ``accuracy``), macro and micro F1 and Hamming loss (:func:`al_loop.multilabel.metric_columns`)."""
         if X is None or y is None or len(X) == 0:
             return None
         ids = np.arange(len(X), dtype=np.int64)
@@ -297,9 +296,7 @@ class Controller:
         proba = self.learner.predict_proba(split, ids)
         y = np.asarray(y)
         if self.pool.multilabel:
-            scores = ml_evaluate(y, proba)
-            return {"accuracy": scores["subset_accuracy"], "macro_f1": scores["macro_f1"],
-                    "micro_f1": scores["micro_f1"], "hamming_loss": scores["hamming_loss"]}
+            return metric_columns(y, proba)
         pred = proba.argmax(axis=1)
         return {"accuracy": float((pred == y).mean()),
                 "macro_f1": float(f1_score(y, pred, average="macro", labels=np.arange(self.pool.n_classes),

@@ -138,6 +138,19 @@ def _find_fashion(root: str | None) -> Path:
     )
 
 
+def _fashion_file(base: Path, stem: str) -> Path:
+    """The IDX file ``stem`` under ``base``, gzipped or not."""
+    gz = base / f"{stem}.gz"
+    return gz if gz.exists() else base / stem
+
+
+def _pca(X: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) float32 PCA features of the flattened rows (exact covariance eigendecomposition: deterministic)."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=k, svd_solver="covariance_eigh").fit_transform(X.reshape(len(X), -1)).astype(np.float32)
+
+
 @DATASETS.register("fashion-mnist")
 def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split: str = "train",
                        pca: int | None = None, encoder: str | None = None, image_size: int | None = None,
@@ -151,13 +164,8 @@ def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split
     ``image_size``; cached, see :mod:`al_loop.encoded`).
     """
     base = _find_fashion(root)
-
-    def path(stem: str) -> Path:
-        gz = base / f"{stem}.gz"
-        return gz if gz.exists() else base / stem
-
-    images = read_idx(path(f"{split}-images-idx3-ubyte"))
-    labels = read_idx(path(f"{split}-labels-idx1-ubyte"))
+    images = read_idx(_fashion_file(base, f"{split}-images-idx3-ubyte"))
+    labels = read_idx(_fashion_file(base, f"{split}-labels-idx1-ubyte"))
     if len(images) != len(labels):
         raise DataError(f"{len(images)} images but {len(labels)} labels in {base}; the files are from different sets")
     if limit is not None:
@@ -172,11 +180,7 @@ def load_fashion_mnist(root: str | None = None, limit: int | None = 10000, split
                        name=f"fashion-mnist-{encoder}", digest=digest, encoder=encoder)
     X = images.astype(np.float32) / 255.0
     if pca:
-        from sklearn.decomposition import PCA
-
-        flat = X.reshape(len(X), -1)
-        X = PCA(n_components=int(pca), svd_solver="covariance_eigh").fit_transform(flat).astype(np.float32)
-        return Dataset(X=X, y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="tabular",
+        return Dataset(X=_pca(X, int(pca)), y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="tabular",
                        name=f"fashion-mnist-pca{pca}")
     return Dataset(X=X, y=labels.astype(np.int64), classes=FASHION_CLASSES, kind="image", name="fashion-mnist")
 
@@ -194,23 +198,14 @@ def load_fashion_canvas(root: str | None = None, n: int = 4000, grid: int = 2, f
     from al_loop.canvas import compose_canvases
 
     base = _find_fashion(root)
-
-    def path(stem: str) -> Path:
-        gz = base / f"{stem}.gz"
-        return gz if gz.exists() else base / stem
-
-    images = read_idx(path("train-images-idx3-ubyte"))
-    labels = read_idx(path("train-labels-idx1-ubyte"))
+    images = read_idx(_fashion_file(base, "train-images-idx3-ubyte"))
+    labels = read_idx(_fashion_file(base, "train-labels-idx1-ubyte"))
     canvases, Y, _ = compose_canvases(images, labels, len(FASHION_CLASSES), int(n), grid=int(grid),
                                       fill=float(fill), seed=int(seed))
     X = canvases.astype(np.float32) / 255.0
     name = f"fashion-canvas-{grid}x{grid}"
     if pca:
-        from sklearn.decomposition import PCA
-
-        X = PCA(n_components=int(pca), svd_solver="covariance_eigh").fit_transform(
-            X.reshape(len(X), -1)).astype(np.float32)
-        return Dataset(X=X, y=Y, classes=FASHION_CLASSES, kind="tabular", name=f"{name}-pca{pca}", multilabel=True)
+        return Dataset(X=_pca(X, int(pca)), y=Y, classes=FASHION_CLASSES, kind="tabular", name=f"{name}-pca{pca}", multilabel=True)
     return Dataset(X=X, y=Y, classes=FASHION_CLASSES, kind="image", name=name, multilabel=True)
 
 
@@ -400,15 +395,19 @@ def _read_part(fpath: Path, options: TableOptions, labels_elsewhere: bool, what:
                  encoding=encoding)
 
 
+def _label_column(y_raw: np.ndarray) -> np.ndarray:
+    """Multi-label labels as read: a column of set strings (n,) (an (n, 1) one squeezed), or a 0/1 matrix (n, L)."""
+    raw = np.asarray(y_raw)
+    return raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 and raw.dtype.kind in "OUS" else raw
+
+
 def _encode(y_raw: np.ndarray, source: str, multilabel: bool) -> tuple[np.ndarray, tuple[str, ...]]:
     """Labels as class indices (n,) or, ``multilabel``, a 0/1 matrix (n, L): ``;``-joined names or a 0/1 array."""
     if not multilabel:
         return encode_labels(y_raw, source)
     from al_loop import multilabel as ml
 
-    raw = np.asarray(y_raw)
-    if raw.ndim == 2 and raw.shape[1] == 1 and raw.dtype.kind in "OUS":
-        raw = raw[:, 0]
+    raw = _label_column(y_raw)
     if raw.ndim == 2:
         return ml.indicator_matrix(raw, source)
     Y, classes = ml.encode_sets(raw.tolist(), source)
@@ -422,9 +421,7 @@ def _map(y_raw: np.ndarray, classes: tuple[str, ...], source: str, multilabel: b
         return map_labels(y_raw, classes, source)
     from al_loop import multilabel as ml
 
-    raw = np.asarray(y_raw)
-    if raw.ndim == 2 and raw.shape[1] == 1 and raw.dtype.kind in "OUS":
-        raw = raw[:, 0]
+    raw = _label_column(y_raw)
     if raw.ndim == 2:
         Y, found = ml.indicator_matrix(raw, source)
         if len(found) != len(classes):

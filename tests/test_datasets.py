@@ -12,6 +12,13 @@ import pytest
 from al_loop.datasets import FASHION_CLASSES, load_dataset, make_pool, read_idx
 from al_loop.errors import ConfigError, DataError
 
+#: the Debian package's files are optional here; CI installs them and sets AL_LOOP_REQUIRE_FASHION=1, so there
+#: these tests run (a missing package then fails the test instead of skipping it)
+needs_fashion = pytest.mark.skipif(
+    not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+    and os.environ.get("AL_LOOP_REQUIRE_FASHION") != "1",
+    reason="Debian's dataset-fashion-mnist is not installed (`make fashion-mnist`)")
+
 
 @pytest.mark.parametrize("name, n, classes", [("digits", 1797, 10), ("breast_cancer", 569, 2), ("wine", 178, 3),
                                               ("iris", 150, 3)])
@@ -72,9 +79,7 @@ def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch) -> None
         load_dataset("fashion-mnist", root=str(tmp_path / "empty"))
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-                    and os.environ.get("AL_LOOP_REQUIRE_FASHION") != "1",
-                    reason="Debian's dataset-fashion-mnist is not installed (`make fashion-mnist`)")
+@needs_fashion
 def test_fashion_mnist_debian_files() -> None:
     ds = load_dataset("fashion-mnist", limit=1000)
     assert ds.X.shape == (1000, 28, 28)
@@ -152,9 +157,7 @@ def test_rotten_tomatoes_shipped_file() -> None:
     assert len(ds.y) == 12808 and set(ds.y.tolist()) == {0, 1}
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-                    and os.environ.get("AL_LOOP_REQUIRE_FASHION") != "1",
-                    reason="Debian's dataset-fashion-mnist is not installed (`make fashion-mnist`)")
+@needs_fashion
 def test_fashion_mnist_pca_features() -> None:
     a = load_dataset("fashion-mnist", limit=2000, pca=50)
     b = load_dataset("fashion-mnist", limit=2000, pca=50)
@@ -162,9 +165,7 @@ def test_fashion_mnist_pca_features() -> None:
     np.testing.assert_array_equal(a.X, b.X)
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-                    and os.environ.get("AL_LOOP_REQUIRE_FASHION") != "1",
-                    reason="Debian's dataset-fashion-mnist is not installed (`make fashion-mnist`)")
+@needs_fashion
 def test_fashion_canvas_is_multilabel_fashion_mnist_and_fixed_by_its_seed() -> None:
     ds = load_dataset("fashion-canvas", n=500)
     assert ds.multilabel and ds.X.shape == (500, 56, 56) and ds.y.shape == (500, 10)
