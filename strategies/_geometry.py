@@ -16,6 +16,7 @@ plus O(N) work: one pass over the matrix, the memory-bandwidth floor.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -80,13 +81,26 @@ def compute_dtype(storage: torch.dtype) -> torch.dtype:
     return torch.float64 if storage == torch.float64 else torch.float32
 
 
+def tensor_of(a: Any) -> torch.Tensor:
+    """``torch.from_numpy`` of ``a`` without a copy, also for a read-only array (a :class:`ModelView` cache).
+
+    The tensor shares the array's memory; the helpers here only read it.
+    """
+    a = np.asarray(a)
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
+
+
 def as_matrix(X: Any, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A 2-D floating tensor view of ``X`` (no copy when dtype and layout already fit).
 
     Raises :class:`DataError` on NaN/Inf (a NaN must never win a max or a min)
     or on a matrix that is not 2-D.
     """
-    t = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.asarray(X))
+    t = X if isinstance(X, torch.Tensor) else tensor_of(X)
     if t.ndim != 2:
         raise DataError(f"{name} must be a 2-D (n, d) matrix, got shape {tuple(t.shape)}; flatten the inputs first")
     if not t.is_floating_point():
@@ -163,7 +177,7 @@ def working_copy(X: Any, name: str, dtype: torch.dtype, *, center: bool = False,
     -----
     Peak extra memory is the copy plus one block of ``block_bytes`` in float64.
     """
-    src = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.asarray(X))
+    src = X if isinstance(X, torch.Tensor) else tensor_of(X)
     if src.ndim != 2:
         raise DataError(f"{name} must be a 2-D (n, d) matrix, got shape {tuple(src.shape)}; flatten the inputs first")
     check_finite(src, name)
@@ -233,6 +247,10 @@ class MinSqDist:
         """Take row ``pos`` as a new center and update :attr:`mind` in place."""
         sq_dist_min_(self.X, self.sq, self.X[pos], self.sq[pos], self.mind, self._base, self._d2, self._dot)
 
+    def add_many(self, pos: Any, block_bytes: int = BLOCK_BYTES) -> None:
+        """Take rows ``pos`` (int64 tensor) as centers at once: one blocked matrix product, not a pass each."""
+        sq_dist_min_many_(self.X, self.sq, pos, self.mind, block_bytes)
+
     def exclude(self, pos: Any) -> None:
         """Mark rows ``pos`` as never selectable again (``mind = -inf``)."""
         self.mind[pos] = float("-inf")
@@ -261,6 +279,51 @@ def sq_dist_min_(rows: torch.Tensor, sq: torch.Tensor, c: torch.Tensor, c_sq: to
         torch.addmv(base, rows, c, alpha=-2, out=d2)
     d2.clamp_(min=0)
     torch.minimum(mind, d2, out=mind)
+
+
+def sq_dist_min_many_(rows: torch.Tensor, sq: torch.Tensor, centers: torch.Tensor, mind: torch.Tensor,
+                      block_bytes: int = BLOCK_BYTES) -> None:
+    """``mind = min(mind, min_c max(0, sq + |c|^2 - 2 rows @ c))`` over many centers at once, in place.
+
+    The same expansion as :func:`sq_dist_min_` with one matrix product per row
+    block instead of one ``addmv`` pass per center: adding ``n_c`` labeled
+    centers costs one read of ``rows`` (plus ``N * n_c`` multiply-adds in
+    ``addmm``) where the per-center loop reads them ``n_c`` times.
+
+    Parameters
+    ----------
+    rows : Tensor, shape (n, d)
+        Rows in any floating dtype (half precision is upcast one block at a time).
+    sq : Tensor, shape (n,)
+        ``|x|^2`` in the accumulator dtype of ``rows``.
+    centers : Tensor of int64, shape (n_c,)
+        Positions into ``rows`` of the centers.
+    mind : Tensor, shape (n,)
+        Updated in place (accumulator dtype).
+    block_bytes : int
+        Memory of one (row block x n_c) distance block.
+
+    Notes
+    -----
+    A dot product summed by ``addmm`` may round differently in the last bit
+    from the ``addmv`` of :func:`sq_dist_min_`; integer-valued inputs (exact
+    ties) give the same distances either way.
+    """
+    if centers.numel() == 0:
+        return
+    cdt = compute_dtype(rows.dtype)
+    C = rows.index_select(0, centers).to(cdt)
+    c_sq = sq.index_select(0, centers)
+    upcast = rows.dtype != cdt
+    # per row: the base and distance blocks, plus the upcast row for half storage
+    step = rows_per_block(2 * centers.numel() + (rows.shape[1] if upcast else 0), torch.finfo(cdt).bits // 8,
+                          block_bytes)
+    for s in range(0, rows.shape[0], step):
+        blk = rows[s:s + step]
+        base = sq[s:s + step, None] + c_sq[None, :]
+        d2 = torch.addmm(base, blk.to(cdt) if upcast else blk, C.T, alpha=-2)
+        d2.clamp_(min=0)
+        torch.minimum(mind[s:s + step], d2.amin(dim=1), out=mind[s:s + step])
 
 
 def expansion_tolerance(d: int, storage: torch.dtype) -> float:

@@ -42,6 +42,7 @@ from strategies._geometry import (
     knn_blocked,
     row_sq_norms,
     rows_per_block,
+    tensor_of,
     torch_dtype,
     working_copy,
 )
@@ -111,7 +112,7 @@ def cal_scores(emb_candidates: Any, emb_labeled: Any, proba_candidates: Any, pro
     else:
         nbr, _ = knn_blocked(U, L, k, block_bytes=block_bytes, r_sq=row_sq_norms(L, block_bytes))
     # KL(p_l || q) = sum p_l log p_l - p_l . log q
-    Plt = torch.from_numpy(Pl)
+    Plt = tensor_of(Pl)
     neg_ent_l = torch.where(Plt > 0, Plt * torch.log(Plt.clamp(min=1e-300)), torch.zeros_like(Plt)).sum(dim=1)
     scores = torch.empty(n_u, dtype=torch.float64)
     step = rows_per_block(k * Pl.shape[1], 8, block_bytes)
@@ -119,7 +120,7 @@ def cal_scores(emb_candidates: Any, emb_labeled: Any, proba_candidates: Any, pro
     for s in range(0, n_u, step):
         idx = nbr_cpu[s:s + step]
         mean_p = Plt[idx].mean(dim=1)  # (b, C)
-        log_q = torch.log(torch.from_numpy(Pu[s:s + step]).clamp(min=eps))
+        log_q = torch.log(tensor_of(Pu[s:s + step]).clamp(min=eps))
         scores[s:s + step] = neg_ent_l[idx].mean(dim=1) - (mean_p * log_q).sum(dim=1)
     return scores.numpy(), nbr_cpu.numpy()
 

@@ -118,22 +118,82 @@ def test_pruned_identical_to_plain_on_clustered_data(n_groups) -> None:
     np.testing.assert_allclose(sa, sb, rtol=1e-5)
 
 
-def test_pruning_skips_rows_on_clustered_data() -> None:
-    """The pruned variant must actually prune (else the test above proves nothing about the skips)."""
+def _clustered(n: int, d: int, n_clusters: int, scale: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(n_clusters, d)) * scale
+    return (means[rng.integers(0, n_clusters, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def test_pruning_skips_rows_on_clustered_data(monkeypatch) -> None:
+    """The bound must actually skip groups (else the identity test above proves nothing about the skips)."""
     from strategies import kcenter as mod
 
-    rng = np.random.default_rng(0)
-    means = rng.normal(size=(20, 8)) * 50
-    X = (means[rng.integers(0, 20, 4000)] + rng.normal(size=(4000, 8))).astype(np.float32)
+    monkeypatch.setattr(mod, "GROUP_OVERHEAD_BYTES", 0)  # visiting a group costs only its rows: the bound decides
     import torch
 
-    Xt = torch.from_numpy(X)
+    Xt = torch.from_numpy(_clustered(4000, 8, 20, 50))
     state = mod._PrunedState(Xt, Xt.dtype, 64, mod.BLOCK_BYTES)
     for c in range(0, 4000, 400):
         state.add(c)
     read_before = state.rows_read
     state.add(5)
     assert state.rows_read - read_before < 4000 // 2
+    assert state.whole_passes == 0
+
+
+def test_pruned_visits_groups_when_that_reads_less() -> None:
+    """At the default overhead, separated clusters of wide rows are pruned (few groups read per add)."""
+    import torch
+
+    from strategies import kcenter as mod
+
+    n = 20_000
+    Xt = torch.from_numpy(_clustered(n, 256, 20, 50))
+    state = mod._PrunedState(Xt, Xt.dtype, 64, mod.BLOCK_BYTES)
+    state.add_many(np.arange(0, n, 1000))
+    read_before, passes_before = state.rows_read, state.whole_passes
+    state.add(5)
+    assert state.whole_passes == passes_before
+    assert state.rows_read - read_before < n // 2
+
+
+def test_pruned_falls_back_to_whole_passes_where_pruning_cannot_pay() -> None:
+    """Small narrow rows (a group's overhead outweighs a pass) or unclustered data: whole passes, same picks."""
+    import torch
+
+    from strategies import kcenter as mod
+
+    for X in (_clustered(4000, 8, 20, 50), np.random.default_rng(1).normal(size=(3000, 64)).astype(np.float32)):
+        states: list = []
+        orig = mod._PrunedState.__init__
+
+        def spy(self, *a, orig=orig, states=states, **kw):
+            orig(self, *a, **kw)
+            states.append(self)
+        mod._PrunedState.__init__ = spy
+        try:
+            b, _ = k_center_greedy(torch.from_numpy(X), np.arange(10), 40, prune=True, n_groups=64)
+        finally:
+            mod._PrunedState.__init__ = orig
+        a, _ = k_center_greedy(X, np.arange(10), 40)
+        np.testing.assert_array_equal(a, b)
+        assert states[0].whole_passes == 40  # every greedy add was one pass over all rows
+
+
+def test_labeled_centers_in_one_product_equal_one_pass_each() -> None:
+    """sq_dist_min_many_ (the labeled centers at once) gives the distances of the per-center addmv loop."""
+    import torch
+
+    from strategies._geometry import MinSqDist
+
+    X = torch.from_numpy(np.random.default_rng(4).normal(size=(500, 33)))
+    centers = np.array([0, 7, 99, 250, 499])
+    one, many = MinSqDist(X), MinSqDist(X)
+    for c in centers:
+        one.add(int(c))
+    many.add_many(torch.from_numpy(centers), block_bytes=4096)  # several row blocks
+    np.testing.assert_allclose(many.mind.numpy(), one.mind.numpy(), rtol=1e-12, atol=1e-12)
+    assert many.mind[centers].abs().max() <= 1e-12
 
 
 def test_cosine_metric_matches_direct_cosine_distance() -> None:
