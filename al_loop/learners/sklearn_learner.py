@@ -89,7 +89,7 @@ class SklearnLearner(Learner):
         """The input of the final linear model, shape (len(ids), d): float32 features stay float32
         (half the memory of a float64 copy at 10^6 items), other dtypes become float64."""
         X = pool.features(ids)
-        out = np.asarray(self.transform(X) if self.transform else _flat(X))
+        out = np.asarray(self.transform(X) if self.transform else np.asarray(X).reshape(len(X), -1))
         return out if out.dtype in (np.float32, np.float64) else out.astype(np.float64)
 
     def grad_embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
