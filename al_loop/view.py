@@ -48,11 +48,15 @@ class ModelView:
             if self.learner is None:
                 raise DataError(f"no model is trained yet, so there are no {what}; label a seed set first")
             fn = getattr(self.learner, {"proba": "predict_proba", "embed": "embed", "grad": "grad_embed"}[what])
-            parts = []
             ids = self.pool.ids
+            out = None  # filled batch by batch: no list of parts beside the result (twice the memory)
             for start in range(0, len(ids), self.batch_size):
-                parts.append(np.asarray(fn(self.pool, ids[start:start + self.batch_size])))
-            out = np.concatenate(parts, axis=0)
+                part = np.asarray(fn(self.pool, ids[start:start + self.batch_size]))
+                if out is None:
+                    out = np.empty((len(ids),) + part.shape[1:], dtype=part.dtype)
+                out[start:start + len(part)] = part
+            if out is None:
+                out = np.asarray(fn(self.pool, ids))
             if out.dtype.kind == "f" and not np.isfinite(out).all():
                 noun = {"proba": "probabilities", "embed": "embeddings", "grad": "gradient embeddings"}[what]
                 raise DataError(
