@@ -25,6 +25,7 @@ Invariants (the controller relies on them; tests check them):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import sqlite3
@@ -62,6 +63,8 @@ from al_loop.sqlite_file import closed, is_sqlite_file, opened
 from al_loop.types import Answer, RoundState, RunStatus
 
 _ORDER = [s.value for s in RoundState]
+#: rows per executemany of a bulk insert (bounded memory for the tuples of 10^6 items)
+_INSERT_CHUNK = 50_000
 
 
 def check_sqlite_file(path: Path) -> None:
@@ -397,10 +400,15 @@ class Store:
         with self.write() as s:
             if s.exec(select(ItemRow.pool_id).where(ItemRow.dataset_key == dataset_key).limit(1)).first() is not None:
                 return False
-            for i, pid in enumerate(pool_ids):
-                s.add(ItemRow(dataset_key=dataset_key, pool_id=int(pid),
-                              item_id=None if item_ids is None or item_ids[i] is None else str(item_ids[i]),
-                              text=None if texts is None else texts[i], path=None if paths is None else paths[i]))
+            # one executemany per chunk of plain tuples: an ORM object per row took ~110 s for 10^6 items
+            conn, none = s.connection(), [None] * n
+            ids = none if item_ids is None else [None if v is None else str(v) for v in item_ids]
+            rows = zip([int(p) for p in pool_ids], ids, none if texts is None else texts,
+                       none if paths is None else paths, strict=True)
+            sql = (f"INSERT INTO {ItemRow.__tablename__} (dataset_key, pool_id, item_id, text, path) "
+                   "VALUES (?, ?, ?, ?, ?)")
+            while chunk := [(dataset_key, *row) for row in itertools.islice(rows, _INSERT_CHUNK)]:
+                conn.exec_driver_sql(sql, chunk)
             for path, reason in dict(skipped).items():  # one row per file
                 s.add(SkippedItemRow(dataset_key=dataset_key, path=str(path), reason=str(reason)))
         return True

@@ -83,6 +83,25 @@ def test_items_and_skipped_files_are_written_once_together(tmp_path: Path) -> No
     store.close()
 
 
+def test_items_are_inserted_in_chunks_exactly_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import al_loop.store as store_module
+
+    monkeypatch.setattr(store_module, "_INSERT_CHUNK", 3)  # 8 rows: three executemany calls
+    store = Store(tmp_path / "s.sqlite")
+    ids = [10, 11, 12, 13, 14, 15, 16, 17]
+    item_ids = ["a", None, 7, "d", "e", None, "g", "h"]  # an int id is stored as its text
+    texts = [f"t{i}" if i % 3 else None for i in range(8)]
+    assert store.record_items("k", ids, item_ids=item_ids, texts=texts)
+    rows = store.items("k")
+    assert [(r.pool_id, r.item_id, r.text, r.path) for r in rows.values()] == [
+        (pid, None if v is None else str(v), t, None) for pid, v, t in zip(ids, item_ids, texts, strict=True)]
+    # a duplicate pool id in the third chunk fails the insert: the first two chunks are rolled back with it
+    with pytest.raises(Exception, match="UNIQUE"):
+        store.record_items("j", [0, 1, 2, 3, 4, 5, 6, 6], skipped=[("x.png", "bad")])
+    assert store.items("j") == {} and store.skipped_items("j") == []
+    store.close()
+
+
 def _store_with_skipped(tmp_path: Path, n_skipped: int) -> Path:
     db = tmp_path / "s.sqlite"
     store = Store(db)
