@@ -10,7 +10,7 @@ view of it, any other request a copy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,39 +37,46 @@ class ModelView:
         self.pool = pool
         self.learner = learner
         self.batch_size = batch_size
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[Any, Any] = {}  # what -> tuple of arrays; posterior score keys -> array
 
-    def _all(self, what: str) -> np.ndarray:
+    _NOUNS = {"proba": "probabilities", "embed": "embeddings", "grad": "gradient embeddings",
+              "grad_factors": "gradient embeddings"}
+    _METHODS = {"proba": "predict_proba", "embed": "embed", "grad": "grad_embed", "grad_factors": "grad_factors"}
+
+    def _all(self, what: str) -> tuple[np.ndarray, ...]:
+        """The whole pool's ``what``: one array, or the two of ``grad_factors``."""
         if what in self._cache:
             return self._cache[what]
         if what == "features":
-            out = np.asarray(self.pool.X).reshape(len(self.pool), -1)
+            outs: tuple[np.ndarray, ...] = (np.asarray(self.pool.X).reshape(len(self.pool), -1),)
         else:
             if self.learner is None:
-                raise DataError(f"no model is trained yet, so there are no {what}; label a seed set first")
-            fn = getattr(self.learner, {"proba": "predict_proba", "embed": "embed", "grad": "grad_embed"}[what])
+                raise DataError(f"no model is trained yet, so there are no {self._NOUNS[what]}; "
+                                "label a seed set first")
+            fn = getattr(self.learner, self._METHODS[what])
             ids = self.pool.ids
-            out = None  # filled batch by batch: no list of parts beside the result (twice the memory)
-            for start in range(0, len(ids), self.batch_size):
-                part = np.asarray(fn(self.pool, ids[start:start + self.batch_size]))
-                if out is None:
-                    out = np.empty((len(ids),) + part.shape[1:], dtype=part.dtype)
-                out[start:start + len(part)] = part
-            if out is None:
-                out = np.asarray(fn(self.pool, ids))
-            if out.dtype.kind == "f" and not np.isfinite(out).all():
-                noun = {"proba": "probabilities", "embed": "embeddings", "grad": "gradient embeddings"}[what]
+            filled: list[np.ndarray] | None = None  # batch by batch into preallocated arrays (no list of parts)
+            for start in range(0, max(1, len(ids)), self.batch_size):
+                parts = fn(self.pool, ids[start:start + self.batch_size])
+                parts = tuple(np.asarray(p) for p in (parts if isinstance(parts, tuple) else (parts,)))
+                if filled is None:
+                    filled = [np.empty((len(ids),) + p.shape[1:], dtype=p.dtype) for p in parts]
+                for out, part in zip(filled, parts, strict=True):
+                    out[start:start + len(part)] = part
+            assert filled is not None
+            outs = tuple(filled)
+            if any(o.dtype.kind == "f" and not np.isfinite(o).all() for o in outs):
                 raise DataError(
-                    f"the learner produced NaN or Inf {noun}; check the features for extreme values "
-                    "or lower the learning rate"
+                    f"the learner produced NaN or Inf {self._NOUNS[what]}; check the features for extreme "
+                    "values or lower the learning rate"
                 )
-        self._cache[what] = out
-        return out
+        self._cache[what] = outs
+        return outs
 
-    def _take(self, what: str, ids: np.ndarray) -> np.ndarray:
+    def _take(self, what: str, ids: np.ndarray, part: int = 0) -> np.ndarray:
         """Rows of ``ids``; consecutive rows (the whole pool in id order, the common case) are a read-only
         view of the cache, not a copy (at 10^6 x 384 a copy is 1.5 GB in float32)."""
-        out = self._all(what)
+        out = self._all(what)[part]
         rows = self.pool.rows(ids)
         if rows.size and rows[-1] - rows[0] == rows.size - 1 and np.array_equal(rows, np.arange(rows[0], rows[-1] + 1)):
             view = out[int(rows[0]):int(rows[-1]) + 1].view()
@@ -95,6 +102,16 @@ class ModelView:
     def grad_embed(self, ids: np.ndarray) -> np.ndarray:
         """Last-layer gradient embeddings with the predicted label, shape (len(ids), D)."""
         return self._take("grad", ids)
+
+    def grad_factors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The factors ``(R, H)`` of :meth:`grad_embed` (see
+        :meth:`al_loop.learners.base.Learner.grad_factors`), shapes (len(ids), c) and
+        (len(ids), d); None when the learner gives its gradients only whole."""
+        from al_loop.learners.base import has_grad_factors
+
+        if self.learner is not None and not has_grad_factors(self.learner):
+            return None
+        return self._take("grad_factors", ids, 0), self._take("grad_factors", ids, 1)
 
     def posterior(self, ids: np.ndarray, samples: int, seed: int) -> np.ndarray:
         """Posterior predictive samples of ``ids`` only, shape (len(ids), K, n_classes), float32.

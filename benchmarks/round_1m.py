@@ -453,6 +453,10 @@ def estimate(strategy: str, params: dict[str, Any], a: dict[str, Any],
         if params.get("space", "embed") == "features":
             return 2 * n * d * 4, f"feature rows + float32 work {gib(2 * n * d * 4)}"
         return 2 * out("embed") + n * d * 4, f"embed cache x2 {gib(2 * out('embed'))} + float32 work {gib(n * d * 4)}"
+    if strategy == "badge" and params.get("gradients", "factored") == "factored":
+        c, h = a["classes"], probe.get("embed", (d, 8))[0]  # residuals (n, c) and last-layer inputs (n, h)
+        cache, work = n * (c + h) * 8, u * (c + h) * 4
+        return cache + work, f"grad factors {n:,} x ({c} + {h}) float64 {gib(cache)} + float32 work {gib(work)}"
     if strategy == "badge":
         width = probe.get("grad", (0, 8))[0]
         return 2 * out("grad") + u * width * 4, (f"grad cache {n:,} x {width} x{probe.get('grad', (0, 8))[1]} B, "

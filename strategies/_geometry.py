@@ -261,6 +261,57 @@ class MinSqDist:
         return pos, float(self.mind[pos])
 
 
+class ProductMinSqDist:
+    """:class:`MinSqDist` of rows that are row-wise outer products ``g_i = r_i (x) h_i``, never formed.
+
+    ``|g_i - g_c|^2 = |r_i|^2 |h_i|^2 + |r_c|^2 |h_c|^2 - 2 <r_i, r_c> <h_i, h_c>`` (the inner
+    product of two outer products is the product of the inner products), so each :meth:`add` is
+    one pass over ``R`` and one over ``H``: ``N (c + d)`` multiply-adds and reads where the formed
+    ``(N, c d)`` rows take ``N c d`` (BADGE's gradient embeddings: 3840-d rows from 10 + 384 numbers).
+
+    Parameters
+    ----------
+    R : Tensor, shape (N, c)
+    H : Tensor, shape (N, d)
+        Factors in one floating dtype; half precision is multiplied in half precision and
+        combined in float32.
+
+    Attributes
+    ----------
+    sq : Tensor, shape (N,)
+        ``|g_i|^2 = |r_i|^2 |h_i|^2`` in the accumulator dtype.
+    mind : Tensor, shape (N,)
+        As :attr:`MinSqDist.mind` (``+inf`` before the first center, clamped at 0 from below).
+    """
+
+    def __init__(self, R: torch.Tensor, H: torch.Tensor) -> None:
+        if R.ndim != 2 or H.ndim != 2 or R.shape[0] != H.shape[0] or R.dtype != H.dtype:
+            raise ValueError(f"factors must be (N, c) and (N, d) of one dtype, got {tuple(R.shape)} {R.dtype} "
+                             f"and {tuple(H.shape)} {H.dtype}")
+        self.R, self.H = R, H
+        self.cdt = compute_dtype(H.dtype)
+        self.sq = row_sq_norms(R) * row_sq_norms(H)
+        n = H.shape[0]
+        self.mind = torch.full((n,), float("inf"), dtype=self.cdt, device=H.device)
+        self._rd = torch.empty(n, dtype=self.cdt, device=H.device)
+        self._hd = torch.empty(n, dtype=self.cdt, device=H.device)
+
+    def _dots(self, M: torch.Tensor, pos: int, out: torch.Tensor) -> None:
+        if M.dtype == self.cdt:
+            torch.mv(M, M[pos], out=out)
+        else:  # half precision: torch has no mixed half x half -> float32 mv on CPU
+            out.copy_(torch.mv(M, M[pos]))
+
+    def add(self, pos: int) -> None:
+        """Take row ``pos`` as a new center and update :attr:`mind` in place."""
+        self._dots(self.R, pos, self._rd)
+        self._dots(self.H, pos, self._hd)
+        self._rd.mul_(self._hd)  # <g_i, g_c>
+        torch.add(self.sq, self.sq[pos], out=self._hd)
+        self._hd.add_(self._rd, alpha=-2).clamp_(min=0)
+        torch.minimum(self.mind, self._hd, out=self.mind)
+
+
 def sq_dist_min_(rows: torch.Tensor, sq: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor, mind: torch.Tensor,
                  base: torch.Tensor, d2: torch.Tensor, dot: torch.Tensor | None) -> None:
     """``mind = min(mind, max(0, sq + c_sq - 2 rows @ c))`` in place, via one ``addmv``.

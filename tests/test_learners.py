@@ -7,6 +7,8 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from al_loop.errors import ConfigError
@@ -44,6 +46,64 @@ def test_columns_follow_class_names_not_positions() -> None:
     proba = learner.predict_proba(pool, ids)
     acc = (proba.argmax(axis=1) == pool.hidden_labels(ids)).mean()
     assert acc > 0.9
+
+
+def test_probabilities_are_computed_block_by_block_as_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import al_loop.learners.sklearn_learner as sk
+    pool = digits_pool(300)
+    ids = _subset_without(pool, {5})
+    learner = SklearnLearner(make_pipeline(StandardScaler(), GaussianNB()))  # no folded form: scikit-learn's
+    learner.fit(pool, ids, pool.hidden_labels(ids), seed=0)
+    order = pool.ids[::-1][:257]  # not in pool order, not a multiple of the block
+    whole = learner.predict_proba(pool, order)
+    monkeypatch.setattr(sk, "BLOCK_BYTES", 8 * 64 * 10)  # 10 rows of 64 float64 features per block
+    calls: list[int] = []
+    real = learner.model_.predict_proba
+    monkeypatch.setattr(learner.model_, "predict_proba", lambda X: calls.append(len(X)) or real(X))
+    blocked = learner.predict_proba(pool, order)
+    assert calls == [10] * 25 + [7]
+    np.testing.assert_allclose(blocked, whole, rtol=0, atol=1e-15)  # BLAS may round a block's last bit apart
+    np.testing.assert_array_equal(blocked[:, 5], 0.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)),
+    lambda: make_pipeline(StandardScaler(with_mean=False), StandardScaler(with_std=False),
+                          LogisticRegression(max_iter=300, C=0.1)),
+    lambda: LogisticRegression(max_iter=300),
+], ids=["scaled", "two-scalers", "plain"])
+@pytest.mark.parametrize("classes", [(0, 1, 2, 4, 6, 7, 8, 9), (3, 8)], ids=["multinomial", "binary"])
+def test_folded_logistic_regression_gives_scikit_learns_probabilities(make, classes) -> None:
+    from al_loop.learners.sklearn_learner import FoldedLogistic
+
+    pool = digits_pool(400)
+    y = pool.hidden_labels(pool.ids)
+    ids = pool.ids[np.isin(y, classes)][:150]
+    learner = SklearnLearner(make())
+    learner.fit(pool, ids, pool.hidden_labels(ids), seed=0)
+    assert isinstance(learner._linear_, FoldedLogistic)
+    assert learner._linear_.W.shape[0] == (1 if len(classes) == 2 else len(classes))
+    got = learner.predict_proba(pool, pool.ids)
+    want = np.zeros_like(got)
+    want[:, list(classes)] = learner.model_.predict_proba(pool.features(pool.ids).astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+    R, H = learner.grad_factors(pool, pool.ids[:40])
+    assert R.shape[1] == (1 if len(classes) == 2 else 10)
+
+
+def test_other_models_are_not_folded() -> None:
+    from sklearn.decomposition import PCA
+
+    pool = digits_pool(200)
+    ids = pool.ids[:100]
+    binary = pool.ids[pool.hidden_labels(pool.ids) < 2][:60]
+    for est, on in ((make_pipeline(PCA(5), LogisticRegression(max_iter=300)), ids), (GaussianNB(), ids),
+                    (LogisticRegression(solver="liblinear"), binary)):  # liblinear: left to scikit-learn
+        learner = SklearnLearner(est)
+        learner.fit(pool, on, pool.hidden_labels(on), seed=0)
+        assert learner._linear_ is None
+        np.testing.assert_allclose(learner.predict_proba(pool, on)[:, :2].sum(1) if on is binary
+                                   else learner.predict_proba(pool, on).sum(1), 1.0)
 
 
 def test_single_class_gives_constant_model() -> None:

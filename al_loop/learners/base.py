@@ -68,7 +68,29 @@ class Learner(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no embeddings")
 
     def grad_embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
-        """Last-layer gradient embeddings with the predicted label, shape (len(ids), D)."""
+        """Last-layer gradient embeddings with the predicted label, shape (len(ids), D).
+
+        By default the outer product of :meth:`grad_factors` (``D = c * d``, class-major).
+        """
+        R, H = self.grad_factors(pool, ids)
+        return outer_rows(R, H)
+
+    def grad_factors(self, pool: Pool, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two factors of a last-layer gradient embedding, without forming it.
+
+        A linear last layer ``W h`` under the cross-entropy loss has the gradient
+        ``(p - e_yhat) h^T`` (Ash et al. 2020), the outer product of a residual
+        and the layer's input, so ``grad_embed(ids)[i] = outer(R[i], H[i]).ravel()``
+        and ``<g_i, g_j> = <R_i, R_j> <H_i, H_j>``: a strategy can compute
+        distances in the ``c * d`` gradient space from ``c + d`` numbers per row.
+
+        Returns
+        -------
+        R : ndarray, shape (len(ids), c)
+            Residuals (``c = len(pool.classes)``, or 1 for a binary model with one weight vector).
+        H : ndarray, shape (len(ids), d)
+            Inputs of the last layer, in the learner's dtype.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no gradient embeddings")
 
     def posterior_proba(self, pool: Pool, ids: np.ndarray, samples: int, seed: int) -> np.ndarray:
@@ -81,6 +103,18 @@ class Learner(ABC):
         ensemble gives one sample per member whatever ``samples`` says.
         """
         raise NotImplementedError(f"{type(self).__name__} has no posterior samples")
+
+
+def outer_rows(R: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """Row-wise outer products flattened class-major: (n, c) and (n, d) -> (n, c * d)."""
+    return (R[:, :, None] * H[:, None, :]).reshape(len(R), -1)
+
+
+def has_grad_factors(learner: object) -> bool:
+    """True when ``learner`` implements :meth:`Learner.grad_factors` (a learner that overrides only
+    :meth:`Learner.grad_embed` gives its gradients whole)."""
+    impl = getattr(type(learner), "grad_factors", None)
+    return impl is not None and impl is not Learner.grad_factors
 
 
 def expand_columns(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:

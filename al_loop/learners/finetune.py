@@ -350,13 +350,11 @@ class FinetuneLearner(Learner):
         """Penultimate features of the fine-tuned network, shape (len(ids), dim)."""
         return self._forward(pool, ids)[0].numpy()
 
-    def grad_embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
-        """BADGE gradient embedding ``(p - e_yhat) h^T`` of the head's weights.
-
-        Shape (len(ids), n_classes * dim), class-major (as :class:`TorchLearner`);
-        the bias gradient is not included.
-        """
+    def grad_factors(self, pool: Pool, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Factors ``R = p - e_yhat`` (len(ids), n_classes) and ``H = h`` (len(ids), dim) of the BADGE
+        gradient of the head's weights, ``(p - e_yhat) h^T`` (as :class:`TorchLearner`; the bias
+        gradient is not included); :meth:`grad_embed` is their outer product, class-major."""
         h, p = self._forward(pool, ids)
         resid = p.clone()
         resid[torch.arange(len(p)), p.argmax(dim=1)] -= 1.0
-        return (resid[:, :, None] * h[:, None, :]).reshape(len(p), -1).numpy()
+        return resid.numpy(), h.numpy()

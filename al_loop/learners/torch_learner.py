@@ -226,19 +226,20 @@ class TorchLearner(Learner):
     def embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
         return self._forward(pool, np.asarray(ids))[0].numpy()
 
-    def grad_embed(self, pool: Pool, ids: np.ndarray) -> np.ndarray:
-        """BADGE gradient embedding: ``d CE(head(h), yhat) / d W_head = (p - e_yhat) h^T``.
+    def grad_factors(self, pool: Pool, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Factors of the BADGE gradient ``d CE(head(h), yhat) / d W_head = (p - e_yhat) h^T``.
 
-        Shape (len(ids), n_classes * d), class-major; the bias gradient is not
-        included (Ash et al. 2020 use the last layer's weights).
+        ``R = p - e_yhat`` (len(ids), n_classes, float64) and ``H = h`` (len(ids), d,
+        the penultimate layer, float64); :meth:`grad_embed` is their outer
+        product, class-major. The bias gradient is not included (Ash et al. 2020
+        use the last layer's weights).
         """
         if self.multilabel:
             raise NotImplementedError("a sigmoid (multi-label) head has no BADGE gradient embedding")
         h, p = self._forward(pool, np.asarray(ids))
         resid = p.clone()
-        yhat = p.argmax(dim=1)
-        resid[torch.arange(len(p)), yhat] -= 1.0
-        return (resid[:, :, None] * h[:, None, :]).reshape(len(p), -1).numpy()
+        resid[torch.arange(len(p)), p.argmax(dim=1)] -= 1.0
+        return resid.numpy(), h.numpy()
 
 
 def _square(d: int) -> tuple[int, int]:

@@ -12,8 +12,11 @@ from sklearn.preprocessing import StandardScaler
 from al_loop.errors import ConfigError, DataError
 from al_loop.learners import SklearnLearner
 from al_loop.learners.torch_learner import TorchConfig, TorchLearner, mlp
-from strategies.badge import Badge, kmeanspp_seed
-from tests.contracts.strategy_contract import StrategyContract, digits_pool
+from al_loop.learners.base import Learner, outer_rows
+from al_loop.view import ModelView
+from strategies._geometry import MinSqDist, ProductMinSqDist
+from strategies.badge import Badge, kmeanspp_seed, kmeanspp_seed_factored
+from tests.contracts.strategy_contract import StrategyContract, digits_pool, make_context
 
 
 def _ce_grad(logits_fn, W: torch.Tensor, x: torch.Tensor, yhat: int) -> np.ndarray:
@@ -149,8 +152,117 @@ class TestBadge(StrategyContract):
         pool, view, labeled = setup
         ctx = self.ctx(pool, labeled, seed=4)
         sel = Badge().select(view, ctx, 10)
-        G = view.grad_embed(ctx.unlabeled_ids).astype(np.float32)
-        picks, _ = kmeanspp_seed(G, 10, self.ctx(pool, labeled, seed=4).rng)
+        R, H = view.grad_factors(ctx.unlabeled_ids)
+        picks, _ = kmeanspp_seed_factored(R.astype(np.float32), H.astype(np.float32), 10,
+                                          self.ctx(pool, labeled, seed=4).rng)
         assert sel.ids.tolist() == ctx.unlabeled_ids[picks].tolist()
-        norms = (G.astype(np.float64) ** 2).sum(1)
-        assert sel.ids[0] == ctx.unlabeled_ids[np.argmax(norms)]
+        assert sel.info["gradients"] == "factored"
+        G = view.grad_embed(ctx.unlabeled_ids)
+        whole = Badge(gradients="whole").select(view, self.ctx(pool, labeled, seed=4), 10)
+        picks, _ = kmeanspp_seed(G.astype(np.float32), 10, self.ctx(pool, labeled, seed=4).rng)
+        assert whole.ids.tolist() == ctx.unlabeled_ids[picks].tolist() and whole.info["gradients"] == "whole"
+        norms = (G ** 2).sum(1)
+        assert sel.ids[0] == whole.ids[0] == ctx.unlabeled_ids[np.argmax(norms)]
+
+
+def _factors(n: int = 200, c: int = 4, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    R = rng.normal(size=(n, c))
+    R[::17] = 0.0  # confident rows: zero residual, zero gradient
+    H = rng.normal(size=(n, d))
+    H[5] = H[9]  # two rows with one input
+    R[5] = R[9]
+    return R, H
+
+
+def test_product_distances_equal_the_formed_rows() -> None:
+    R, H = _factors()
+    G = outer_rows(R, H)
+    formed, product = MinSqDist(torch.from_numpy(G)), ProductMinSqDist(torch.from_numpy(R), torch.from_numpy(H))
+    np.testing.assert_allclose(product.sq.numpy(), formed.sq.numpy(), rtol=1e-12)
+    for pos in (3, 9, 17, 120):
+        formed.add(pos)
+        product.add(pos)
+        np.testing.assert_allclose(product.mind.numpy(), formed.mind.numpy(), rtol=1e-10, atol=1e-10)
+    assert product.mind[5] == 0.0 and product.mind[9] == 0.0  # the duplicate of a center is at distance 0
+    half = ProductMinSqDist(torch.from_numpy(R).half(), torch.from_numpy(H).half())  # multiplied in half
+    half.add(3)
+    assert half.mind.dtype == torch.float32
+    np.testing.assert_allclose(half.mind.numpy(), _one(G, 3), rtol=2e-2, atol=0.3)
+    with pytest.raises(ValueError, match="factors"):
+        ProductMinSqDist(torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+def _one(G: np.ndarray, pos: int) -> np.ndarray:
+    return ((G - G[pos]) ** 2).sum(1)
+
+
+@pytest.mark.parametrize("first", ["max_norm", "random"])
+def test_factored_seeding_picks_what_the_formed_rows_pick(first: str) -> None:
+    R, H = _factors(300, 5, 8, seed=3)
+    G = outer_rows(R, H)
+    for seed in range(15):
+        a = kmeanspp_seed(G, 25, np.random.default_rng(seed), first=first)
+        b = kmeanspp_seed_factored(R, H, 25, np.random.default_rng(seed), first=first)
+        assert a[0].tolist() == b[0].tolist()
+        np.testing.assert_allclose(b[1], a[1], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ConfigError, match="first"):
+        kmeanspp_seed_factored(R, H, 2, np.random.default_rng(0), first="centroid")
+    bad = H.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(DataError, match="NaN or Inf"):
+        kmeanspp_seed_factored(R, bad, 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SklearnLearner(make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))),
+    lambda: TorchLearner(mlp, TorchConfig(epochs=3, lr=1e-2, batch_size=16, device="cpu")),
+], ids=["sklearn", "torch"])
+def test_badge_factored_and_whole_select_alike(make) -> None:
+    pool = digits_pool(400)
+    labeled = pool.ids[:60]
+    learner = make()
+    learner.fit(pool, labeled, pool.hidden_labels(labeled), seed=0)
+    view = ModelView(pool, learner)
+    R, H = view.grad_factors(pool.ids)
+    assert R.shape == (len(pool), pool.n_classes) and H.shape[0] == len(pool)
+    np.testing.assert_allclose(outer_rows(R, H), view.grad_embed(pool.ids), rtol=1e-12)
+    ctx = make_context(pool, labeled, seed=2)
+    a = Badge(dtype="float64").select(view, ctx, 30)
+    b = Badge(dtype="float64", gradients="whole").select(view, make_context(pool, labeled, seed=2), 30)
+    assert (a.info["gradients"], b.info["gradients"]) == ("factored", "whole")
+    assert a.ids.tolist() == b.ids.tolist()
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-9)
+
+
+class _WholeOnly(Learner):
+    """A plugin learner that gives its gradient embeddings whole (no grad_factors)."""
+
+    def __init__(self) -> None:
+        self.inner = SklearnLearner(LogisticRegression(max_iter=300))
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"proba", "grad"})
+
+    def fit(self, pool, ids, labels, seed) -> None:
+        self.inner.fit(pool, ids, labels, seed)
+
+    def predict_proba(self, pool, ids):
+        return self.inner.predict_proba(pool, ids)
+
+    def grad_embed(self, pool, ids):
+        return self.inner.grad_embed(pool, ids)
+
+
+def test_a_learner_with_whole_gradients_only_is_seeded_on_them() -> None:
+    pool = digits_pool(200)
+    labeled = pool.ids[:40]
+    learner = _WholeOnly()
+    learner.fit(pool, labeled, pool.hidden_labels(labeled), seed=0)
+    view = ModelView(pool, learner)
+    assert view.grad_factors(pool.ids) is None
+    sel = Badge().select(view, make_context(pool, labeled, seed=0), 8)
+    assert sel.info["gradients"] == "whole" and len(set(sel.ids.tolist())) == 8
+    with pytest.raises(ConfigError, match="gradients"):
+        Badge(gradients="outer")
