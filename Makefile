@@ -33,8 +33,11 @@ demo: venv
 		--init 8 --db demo-out/photos.sqlite
 
 # Exit status 5 (no tests collected) is a failure like any other non-zero status.
+# The suite runs on TEST_WORKERS pytest-xdist workers (`make test TEST_WORKERS=0` runs it in one process);
+# tests/conftest.py keeps every integration test (the servers) on one worker.
+TEST_WORKERS ?= auto
 test: venv
-	@$(PY) -m pytest; rc=$$?; \
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 # Debian's Fashion-MNIST files in /usr/share/datasets/fashion-mnist (benchmarks, fashion tests).
