@@ -101,6 +101,8 @@ def marker(tmp_path) -> Path:
     (["--strategy", "similar", "--param", "similar.target=rarest"], "unknown SIMILAR target 'rarest'"),
     (["--strategy", "similar", "--param", "similar.metric=cos"], "got metric='cos'"),
     (["--strategy", "fass", "--param", "fass.measure=entropi"], "unknown uncertainty measure 'entropi'"),
+    (["--strategy", "badge", "--param", "badge.gradients=outer"],
+     "strategy 'badge' got gradients='outer'; use one of factored, whole"),
     (["--strategy", "kcenter", "--param", "kcenter.prune=maybe"],
      "--param kcenter.prune='maybe' is not a bool; write true or false"),
     (["--strategy", "cal", "--param", "cal.k=2.5"], "--param cal.k='2.5' is not an int"),
