@@ -156,8 +156,8 @@ def row_sq_norms(X: torch.Tensor, block_bytes: int = BLOCK_BYTES) -> torch.Tenso
 
 
 def working_copy(X: Any, name: str, dtype: torch.dtype, *, center: bool = False, normalize: bool = False,
-                 block_bytes: int = BLOCK_BYTES) -> torch.Tensor:
-    """Copy ``X`` (N, d) into a fresh contiguous tensor of ``dtype``, block by block.
+                 block_bytes: int = BLOCK_BYTES, rows: Any = None) -> torch.Tensor:
+    """Copy ``X`` (N, d) (or its ``rows``) into a fresh contiguous tensor of ``dtype``, block by block.
 
     Parameters
     ----------
@@ -173,6 +173,10 @@ def working_copy(X: Any, name: str, dtype: torch.dtype, *, center: bool = False,
         Scale rows to unit length (cosine geometry); a zero row raises
         :class:`DataError`. Applied before ``center``.
 
+    rows : array of int, shape (n,), optional
+        Row positions of ``X`` to copy, in this order (gathered block by block: no
+        copy of the rows in ``X``'s dtype beside the result); default all.
+
     Notes
     -----
     Peak extra memory is the copy plus one block of ``block_bytes`` in float64.
@@ -181,20 +185,26 @@ def working_copy(X: Any, name: str, dtype: torch.dtype, *, center: bool = False,
     if src.ndim != 2:
         raise DataError(f"{name} must be a 2-D (n, d) matrix, got shape {tuple(src.shape)}; flatten the inputs first")
     check_finite(src, name)
-    n, d = src.shape
+    pick = None if rows is None else torch.as_tensor(np.asarray(rows, dtype=np.int64), device=src.device)
+    n, d = (src.shape[0] if pick is None else len(pick)), src.shape[1]
+
+    def block(s: int) -> torch.Tensor:
+        part = src[s:s + step] if pick is None else src.index_select(0, pick[s:s + step])
+        return part.to(torch.float64)
+
     out = torch.empty((n, d), dtype=dtype, device=src.device)
     step = rows_per_block(d, 8, block_bytes)
     mean = None
     if center:
         acc = torch.zeros(d, dtype=torch.float64, device=src.device)
         for s in range(0, n, step):
-            blk = src[s:s + step].to(torch.float64)
+            blk = block(s)
             if normalize:
                 blk = _unit_rows(blk, name)
             acc += blk.sum(dim=0)
         mean = acc / max(n, 1)
     for s in range(0, n, step):
-        blk = src[s:s + step].to(torch.float64)
+        blk = block(s)
         if normalize:
             blk = _unit_rows(blk, name)
         if mean is not None:

@@ -199,13 +199,15 @@ class Badge(Strategy):
     def _select(self, view: ModelView, ctx: QueryContext, budget: int) -> Selection:
         t0 = time.perf_counter()
         ids = np.asarray(ctx.unlabeled_ids, dtype=np.int64)  # ascending: position order = id order
-        factors = view.grad_factors(ids) if self.gradients == "factored" else None
+        # the whole pool's factors are read-only views of the cache; the unlabeled rows are gathered
+        # straight into the working dtype (taking them first would copy the float64 cache: 3 GB at 10^6 x 384)
+        factors = view.grad_factors(view.pool.ids) if self.gradients == "factored" else None
         if factors is not None:
             R, H = factors
-            dt = DTYPES[self.dtype]
-            picks, scores = kmeanspp_seed_factored(working_copy(R, "gradient embeddings", dt),
-                                                   working_copy(H, "gradient embeddings", dt), budget, ctx.rng,
-                                                   first=self.first)
+            dt, rows = DTYPES[self.dtype], view.pool.rows(ids)
+            picks, scores = kmeanspp_seed_factored(working_copy(R, "gradient embeddings", dt, rows=rows),
+                                                   working_copy(H, "gradient embeddings", dt, rows=rows), budget,
+                                                   ctx.rng, first=self.first)
             form = "factored"
         else:
             G = working_copy(np.asarray(view.grad_embed(ids)).reshape(len(ids), -1), "gradient embeddings",

@@ -11,8 +11,8 @@ from sklearn.preprocessing import StandardScaler
 
 from al_loop.errors import ConfigError, DataError
 from al_loop.learners import SklearnLearner
-from al_loop.learners.torch_learner import TorchConfig, TorchLearner, mlp
 from al_loop.learners.base import Learner, outer_rows
+from al_loop.learners.torch_learner import TorchConfig, TorchLearner, mlp
 from al_loop.view import ModelView
 from strategies._geometry import MinSqDist, ProductMinSqDist
 from strategies.badge import Badge, kmeanspp_seed, kmeanspp_seed_factored
@@ -266,3 +266,16 @@ def test_a_learner_with_whole_gradients_only_is_seeded_on_them() -> None:
     assert sel.info["gradients"] == "whole" and len(set(sel.ids.tolist())) == 8
     with pytest.raises(ConfigError, match="gradients"):
         Badge(gradients="outer")
+
+
+def test_working_copy_gathers_rows_block_by_block_into_the_dtype() -> None:
+    from strategies._geometry import working_copy
+
+    X = np.random.default_rng(1).normal(size=(50, 3))
+    X.flags.writeable = False  # a ModelView cache
+    rows = np.array([49, 0, 7, 7, 30, 12])
+    got = working_copy(X, "x", torch.float32, rows=rows, block_bytes=2 * 3 * 8)  # two rows per block
+    assert got.dtype == torch.float32 and got.shape == (6, 3)
+    np.testing.assert_array_equal(got.numpy(), X[rows].astype(np.float32))
+    centered = working_copy(X, "x", torch.float64, rows=rows, center=True, block_bytes=2 * 3 * 8)
+    np.testing.assert_allclose(centered.numpy(), X[rows] - X[rows].mean(0), atol=1e-12)
